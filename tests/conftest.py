@@ -1,0 +1,41 @@
+"""Shared fixtures: a real two-executor Spark cluster (local-cluster[2,1,1024]) for the session."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Executors import the functions of test modules by name, as they import the package's.
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_TESTS, os.environ.get("PYTHONPATH")]))
+
+CLUSTER = ["spark.master=local-cluster[2,1,1024]", "spark.executor_memory=768m",
+           "spark.driver_memory=2g", "spark.ui=false", "spark.shuffle_partitions=4",
+           "progress.console=never"]
+
+
+@pytest.fixture(scope="session")
+def cluster_config():
+    from xray_spark.config import load_config
+
+    return load_config(None, CLUSTER)
+
+
+@pytest.fixture(scope="session")
+def spark(cluster_config):
+    """Two executor JVMs with one core each: distributed code really crosses processes."""
+    from xray_spark.spark import build_session
+
+    session = build_session(cluster_config, "tests")
+    yield session
+    session.stop()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)

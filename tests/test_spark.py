@@ -1,0 +1,43 @@
+import logging
+import time
+
+from xray_spark.config import load_config
+from xray_spark.spark import _ProgressLogger, stage
+
+
+def _slow(batches):
+    for batch in batches:
+        time.sleep(0.3)
+        yield batch
+
+
+def test_cluster_has_two_executors(spark):
+    executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
+    assert executors == 2
+    assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    assert spark.conf.get("spark.ui.showConsoleProgress") == "false"
+
+
+def test_stage_names_jobs_and_logs_progress(spark, caplog):
+    config = load_config(None, ["progress.interval_s=0.2"])
+    caplog.set_level(logging.INFO, logger="xray_spark.spark")
+    with stage(spark, "k-means iteration 7/20", config, group="test-kmeans"):
+        n = spark.range(0, 8, numPartitions=8).mapInPandas(_slow, "id long").count()
+        jobs = spark.sparkContext.statusTracker().getJobIdsForGroup("test-kmeans")
+    assert n == 8 and jobs, "the jobs started inside the stage belong to its group"
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("k-means iteration 7/20:")]
+    assert lines, "a progress line every interval while the stage runs"
+    assert "tasks/s, ETA" in lines[-1] and "/" in lines[-1].split(":")[1]
+    # after the stage, new jobs are no longer in its group
+    spark.range(3).count()
+    assert spark.sparkContext.statusTracker().getJobIdsForGroup("test-kmeans") == jobs
+
+
+def test_progress_counts_done_and_total_tasks(spark):
+    reporter = _ProgressLogger(spark, "test-count", "count", 1.0)
+    spark.sparkContext.setJobGroup("test-count", "count")
+    spark.range(0, 10, numPartitions=5).count()
+    spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    done, total = reporter.counts()
+    assert done == total and total >= 5
+    assert reporter.line().startswith(f"count: {done}/{total} tasks")

@@ -1,0 +1,63 @@
+"""`xray-spark <job>`: one subcommand per job, each a module with ``add_arguments`` and ``run``.
+
+Global options select the configuration (``--conf``) and override any key
+(``--set section.key=value``, repeatable). A bad configuration fails before Spark starts,
+with exit code 2 and a message naming the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import yaml
+
+from xray_spark import __version__
+from xray_spark.config import ConfigError, load_config, to_dict
+from xray_spark.logs import setup_logging
+
+# subcommand -> (module implementing add_arguments(parser) and run(config, args) -> exit code, help)
+JOBS = {
+    "doctor": ("xray_spark.doctor", "check that Python, Java, Spark, Petastorm, TensorFlow and Horovod work together"),
+    "config": ("xray_spark.cli", "print the effective configuration (defaults, file, --set) as YAML"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`config` takes no arguments of its own."""
+
+
+def run(config, args) -> int:
+    """`config`: print the effective configuration."""
+    print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xray-spark",
+        description="Label synchrotron X-ray scattering images (SAXS, WAXS, GISAXS, GIWAXS) on Spark.")
+    parser.add_argument("--version", action="version", version=f"xray_spark {__version__}")
+    parser.add_argument("--conf", metavar="FILE", help="configuration YAML (default: conf/local.yaml if present)")
+    parser.add_argument("--set", dest="overrides", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                        help="override one configuration key, e.g. --set spark.master=local[2] (repeatable)")
+    jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
+    for name, (module, help_text) in JOBS.items():
+        sub = jobs.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.conf, args.overrides)
+    except ConfigError as e:
+        parser.exit(2, f"xray-spark: configuration error: {e}\n")
+    setup_logging(config)
+    return importlib.import_module(JOBS[args.job][0]).run(config, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Typed, versioned configuration: dataclass defaults, a YAML file from conf/, --set overrides.
+
+Load order: the dataclass defaults below, then the YAML file (``conf/local.yaml`` when it exists,
+or the file given with ``--conf``), then every ``--set section.key=value`` in order. String values
+in a file may name environment variables (``${SPARK_MASTER}``, ``${SPARK_MASTER:-local[*]}``).
+
+Every file carries ``version``. An older file is migrated one version at a time by the functions
+in ``MIGRATIONS`` before it is read, so a beamtime's configuration written today still loads
+years later; a newer one than this code knows fails with a clear message.
+
+An unknown key, a wrong type or a value out of range fails at start with the key, the value and
+what is allowed (``ConfigError``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+
+CONFIG_VERSION = 2
+DEFAULT_CONF = Path("conf/local.yaml")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: names the key, the value and what is allowed."""
+
+
+def _opt(default, help: str, **limits):
+    """A field with its documentation and optional limits (min, max, choices)."""
+    factory = (lambda: type(default)(default)) if isinstance(default, (list, dict)) else None
+    meta = {"help": help, **limits}
+    if factory:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class SparkConfig:
+    master: str = _opt("local[*]", "Spark master URL: local[*], local-cluster[2,1,1024], spark://..., yarn, k8s://...")
+    app_name: str = _opt("xray_spark", "prefix of every job's application name")
+    log_level: str = _opt("WARN", "Spark's own log level", choices=["ALL", "DEBUG", "INFO", "WARN", "ERROR", "OFF"])
+    local_ip: str = _opt("127.0.0.1", "SPARK_LOCAL_IP for local masters (never another interface locally)")
+    driver_memory: str = _opt("4g", "spark.driver.memory")
+    executor_memory: str = _opt("2g", "spark.executor.memory")
+    executor_cores: int = _opt(1, "spark.executor.cores", min=1)
+    shuffle_partitions: int = _opt(8, "spark.sql.shuffle.partitions", min=1)
+    arrow_batch_rows: int = _opt(64, "rows per Arrow batch for pandas UDFs (images are large rows)", min=1)
+    ui: bool = _opt(True, "serve the Spark UI")
+    options: dict[str, str] = _opt({}, "any further spark.* settings, passed through unchanged")
+
+
+@dataclass
+class LoggingConfig:
+    level: str = _opt("INFO", "level of the driver's log", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    format: str = _opt("%(asctime)s %(levelname)s %(name)s: %(message)s", "logging format of the driver")
+
+
+@dataclass
+class ProgressConfig:
+    interval_s: float = _opt(30.0, "seconds between progress lines (done/total tasks, rate, ETA)", min=0.1)
+    console: str = _opt("auto", "Spark's console bar: auto (terminal or notebook only), always, never",
+                        choices=["auto", "always", "never"])
+
+
+@dataclass
+class PathsConfig:
+    root: str = _opt("data", "root of all tables and models; relative paths are under the working directory")
+    images: str = _opt("images", "images table, relative to root unless absolute or a URL")
+    quarantine: str = _opt("quarantine", "files and frames that could not be read, with the reason")
+    manifest: str = _opt("manifest", "every archive file seen: path, size, mtime, checksum, status")
+    features: str = _opt("features", "spatial-pyramid feature table")
+    predictions: str = _opt("predictions", "per-tag scores and tags of labelled images")
+    models: str = _opt("models", "model and dictionary directories")
+    reports: str = _opt("reports", "HTML reports with PNG figures")
+
+    def url(self, name: str) -> str:
+        """Absolute URL of a table or directory by its field name (file:// for local paths)."""
+        value = getattr(self, name)
+        if "://" in value:
+            return value
+        path = Path(value) if os.path.isabs(value) else Path(self.root) / value
+        if "://" in self.root:
+            return f"{self.root.rstrip('/')}/{value}"
+        return path.resolve().as_uri()
+
+
+@dataclass
+class TablesConfig:
+    row_group_size_mb: int = _opt(32, "Parquet row-group size; bounded so readers shard row groups", min=1, max=1024)
+    image_size: int = _opt(256, "side of the stored (preprocessed) square image, pixels", min=32, max=2048)
+
+
+@dataclass
+class HorovodConfig:
+    num_proc: int = _opt(2, "Horovod ranks (one Spark task each)", min=1)
+    nics: list[str] = _opt(["lo"], "network interfaces Horovod may use; ['lo'] locally")
+
+
+@dataclass
+class Config:
+    version: int = _opt(CONFIG_VERSION, "configuration schema version")
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    progress: ProgressConfig = field(default_factory=ProgressConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    tables: TablesConfig = field(default_factory=TablesConfig)
+    horovod: HorovodConfig = field(default_factory=HorovodConfig)
+
+
+# ---------------------------------------------------------------- migrations
+
+def _v1_to_v2(data: dict) -> dict:
+    """v1 kept the data root as a top-level ``data_root``; v2 groups every location under ``paths``."""
+    data = dict(data)
+    if "data_root" in data:
+        data.setdefault("paths", {})
+        data["paths"] = {**data["paths"], "root": data.pop("data_root")}
+    return data
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+
+
+def migrate(data: dict, source: str = "configuration") -> dict:
+    """Bring a raw configuration mapping of any known version up to ``CONFIG_VERSION``."""
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigError(f"{source}: 'version' = {version!r}: every configuration needs an integer "
+                          f"schema version (current: {CONFIG_VERSION})")
+    if version > CONFIG_VERSION:
+        raise ConfigError(f"{source}: 'version' = {version}: this xray_spark reads versions "
+                          f"1..{CONFIG_VERSION}; upgrade xray_spark to read it")
+    while version < CONFIG_VERSION:
+        if version not in MIGRATIONS:
+            raise ConfigError(f"{source}: 'version' = {version}: no migration from it "
+                              f"(known: {sorted(MIGRATIONS)})")
+        data = MIGRATIONS[version](data)
+        version += 1
+        data["version"] = version
+    return data
+
+
+# ---------------------------------------------------------------- typed building
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        def sub(m):
+            if m.group(1) in os.environ:
+                return os.environ[m.group(1)]
+            if m.group(2) is not None:
+                return m.group(2)
+            raise ConfigError(f"{key} = {value!r}: environment variable {m.group(1)} is not set "
+                              f"(give a default with ${{{m.group(1)}:-default}})")
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, key) for v in value]
+    return value
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key} = {value!r}: expected {_type_name(tp)}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{key} = {value!r}: allowed values are {', '.join(map(repr, args))}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key} = {value!r}: expected a list of {_type_name(args[0])}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {value!r}: expected a mapping of {_type_name(args[1])}")
+        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} = {value!r}: expected a section (mapping) with keys "
+                              f"{', '.join(f.name for f in dataclasses.fields(tp))}")
+        return _build(tp, value, key)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    raise ConfigError(f"{key} = {value!r}: expected {_type_name(tp)}, got {type(value).__name__}")
+
+
+def _check_limits(f: dataclasses.Field, value: Any, key: str) -> None:
+    meta = f.metadata
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{key} = {value!r}: allowed values are {', '.join(map(repr, meta['choices']))}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{key} = {value!r}: must be >= {meta['min']}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{key} = {value!r}: must be <= {meta['max']}")
+
+
+def _build(cls, data: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"section '{prefix}'" if prefix else "top level"
+        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(repr(f'{prefix}.{k}' if prefix else k) for k in unknown)}; "
+                          f"allowed in {where}: {', '.join(fields)}")
+    values = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        value = _coerce(value, hints[name], key)
+        _check_limits(fields[name], value, key)
+        values[name] = value
+    default = cls()
+    for name in fields:
+        if name not in values:
+            values[name] = getattr(default, name)
+    return cls(**values)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def to_dict(config) -> dict:
+    """Plain nested mapping of a configuration (for manifests, provenance and ``config show``)."""
+    return dataclasses.asdict(config)
+
+
+def parse_override(text: str) -> dict:
+    """``section.key=value`` to a nested mapping; the value is read as YAML (``3``, ``true``, ``[a, b]``)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    dotted, raw = text.split("=", 1)
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()  # YAML 1.1 reads yes/no/on/off as booleans; here they are words
+    nested: dict = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    return nested
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: typing.Iterable[str] = ()) -> Config:
+    """The effective configuration: defaults, then ``path`` (default conf/local.yaml if present), then overrides."""
+    data: dict = {}
+    if path is None and DEFAULT_CONF.exists():
+        path = DEFAULT_CONF
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"configuration file {str(path)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
+        data = _expand_env(migrate(loaded, str(path)), str(path))
+    for text in overrides:
+        data = _merge(data, parse_override(text))
+    data.setdefault("version", CONFIG_VERSION)
+    if data["version"] != CONFIG_VERSION:
+        raise ConfigError(f"'version' = {data['version']!r}: --set cannot change the schema version")
+    return _build(Config, data)

@@ -1,0 +1,129 @@
+"""The SparkSession every job uses, and the progress every job shows.
+
+``build_session`` turns the ``spark`` section of the configuration into a session: app name per
+job, ``local[*]`` by default, loopback only for local masters, Arrow on, Spark's log level from
+the configuration, Spark's console bar only on a terminal or in a notebook (it garbles log files).
+
+``stage`` names a piece of work in the Spark UI (job group and description) and logs, every
+``progress.interval_s`` seconds, done/total tasks, the rate and the ETA read from the driver's
+``statusTracker``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+from xray_spark.config import Config
+
+log = logging.getLogger(__name__)
+
+LOG4J_CONF = Path("conf/log4j2.properties")
+
+
+def is_local(master: str) -> bool:
+    return master.startswith("local")
+
+
+def attached_to_console() -> bool:
+    """True on an interactive terminal or inside a Jupyter/Databricks notebook kernel."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def build_session(config: Config, job: str = "session"):
+    """Get or create the SparkSession for ``job`` from ``config.spark``.
+
+    An already running session (a notebook's ``spark``, Databricks) is reused as it is, apart
+    from the log level; its master and memory cannot be changed from here.
+    """
+    from pyspark.sql import SparkSession
+
+    sc = config.spark
+    if is_local(sc.master):
+        os.environ["SPARK_LOCAL_IP"] = sc.local_ip
+        # Executors of local masters run this very interpreter (and its venv).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    console = {"auto": attached_to_console(), "always": True, "never": False}[config.progress.console]
+    builder = (
+        SparkSession.builder.master(sc.master)
+        .appName(f"{sc.app_name}-{job}")
+        .config("spark.driver.memory", sc.driver_memory)
+        .config("spark.executor.memory", sc.executor_memory)
+        .config("spark.executor.cores", str(sc.executor_cores))
+        .config("spark.sql.shuffle.partitions", str(sc.shuffle_partitions))
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(sc.arrow_batch_rows))
+        .config("spark.ui.enabled", str(sc.ui).lower())
+        .config("spark.ui.showConsoleProgress", str(console).lower())
+    )
+    if is_local(sc.master):
+        builder = builder.config("spark.driver.host", sc.local_ip).config("spark.driver.bindAddress", sc.local_ip)
+    if LOG4J_CONF.is_file():
+        java_opt = f"-Dlog4j.configurationFile={LOG4J_CONF.resolve().as_uri()}"
+        builder = (builder.config("spark.driver.extraJavaOptions", java_opt)
+                   .config("spark.executor.extraJavaOptions", java_opt))
+    for key, value in sc.options.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(sc.log_level)
+    return spark
+
+
+class _ProgressLogger(threading.Thread):
+    """Driver thread: logs done/total tasks of the running job group, rate and ETA."""
+
+    def __init__(self, spark, group: str, label: str, interval_s: float):
+        super().__init__(name=f"progress-{group}", daemon=True)
+        self.tracker = spark.sparkContext.statusTracker()
+        self.group, self.label, self.interval_s = group, label, interval_s
+        self.started = time.monotonic()
+        self.finished = threading.Event()
+
+    def counts(self) -> tuple[int, int]:
+        """(done, total) tasks of the group's jobs; a finished job's skipped stages do not count."""
+        done = total = 0
+        for job_id in self.tracker.getJobIdsForGroup(self.group):
+            job = self.tracker.getJobInfo(job_id)
+            if job is None:
+                continue
+            infos = [i for i in map(self.tracker.getStageInfo, job.stageIds) if i is not None]
+            job_done = sum(i.numCompletedTasks for i in infos)
+            done += job_done
+            total += job_done if job.status == "SUCCEEDED" else sum(i.numTasks for i in infos)
+        return done, total
+
+    def line(self) -> str:
+        done, total = self.counts()
+        elapsed = time.monotonic() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f"{(total - done) / rate:.0f} s" if rate > 0 and total >= done else "unknown"
+        return f"{self.label}: {done}/{total} tasks, {rate:.2f} tasks/s, ETA {eta}"
+
+    def run(self):
+        while not self.finished.wait(self.interval_s):
+            log.info(self.line())
+
+
+@contextlib.contextmanager
+def stage(spark, label: str, config: Config | None = None, group: str | None = None):
+    """Name the Spark jobs started inside as ``label`` and log their progress periodically."""
+    sc = spark.sparkContext
+    group = group or f"xray-{label.split()[0].lower()}-{time.monotonic_ns()}"
+    sc.setJobGroup(group, label, interruptOnCancel=False)
+    sc.setLocalProperty("callSite.short", label)
+    interval = config.progress.interval_s if config else 30.0
+    reporter = _ProgressLogger(spark, group, label, interval)
+    reporter.start()
+    try:
+        yield
+    finally:
+        reporter.finished.set()
+        reporter.join()
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+        sc.setLocalProperty("callSite.short", None)
