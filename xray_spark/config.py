@@ -98,6 +98,12 @@ class TablesConfig:
 
 
 @dataclass
+class PreprocessConfig:
+    full_scale_counts: float = _opt(1048575.0, "counts mapped to 1.0 by the log scale (20-bit Pilatus/Eiger saturation)", min=1.0)
+    mask_threshold: float = _opt(0.5, "a stored pixel is bad when more than this fraction of its area is bad", min=0.0, max=1.0)
+
+
+@dataclass
 class HorovodConfig:
     num_proc: int = _opt(2, "Horovod ranks (one Spark task each)", min=1)
     nics: list[str] = _opt(["lo"], "network interfaces Horovod may use; ['lo'] locally")
@@ -111,6 +117,7 @@ class Config:
     progress: ProgressConfig = field(default_factory=ProgressConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     tables: TablesConfig = field(default_factory=TablesConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     horovod: HorovodConfig = field(default_factory=HorovodConfig)
 
 

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from xray_spark.preprocess import preprocess
+
+FULL = 2.0**20 - 1
+
+
+def test_output_shape_range_and_dtype_for_non_square_detector():
+    raw = np.random.default_rng(0).poisson(50, size=(1043, 981)).astype(np.uint32)
+    image, mask = preprocess(raw, None, 256, full_scale_counts=FULL)
+    assert image.shape == mask.shape == (256, 256)
+    assert image.dtype == np.float32 and 0.0 <= image.min() and image.max() <= 1.0
+    assert not mask.any()
+
+
+def test_log_scale_is_absolute_so_weak_and_strong_differ():
+    weak, _ = preprocess(np.full((64, 64), 10.0), None, 32, full_scale_counts=FULL)
+    strong, _ = preprocess(np.full((64, 64), 10000.0), None, 32, full_scale_counts=FULL)
+    np.testing.assert_allclose(weak, np.log1p(10) / np.log1p(FULL), rtol=1e-5)
+    assert strong.mean() > 3 * weak.mean()
+
+
+def test_gaps_do_not_darken_neighbours_and_are_masked():
+    raw = np.full((128, 128), 1000.0)
+    gap = np.zeros_like(raw, dtype=bool)
+    gap[:, 60:68] = True               # an 8-pixel module gap
+    raw[gap] = 0
+    image, mask = preprocess(raw, gap, 64, full_scale_counts=FULL)
+    expected = np.log1p(1000) / np.log1p(FULL)
+    assert mask[:, 31].all() and mask[:, 32].all() and not mask[:, 28].any() and not mask[:, 36].any()
+    np.testing.assert_allclose(image[~mask], expected, rtol=1e-4)
+    assert (image[mask] == 0).all()
+
+
+def test_bad_values_are_masked_not_propagated():
+    raw = np.full((32, 32), 100.0)
+    raw[3, 3], raw[10, 10], raw[20, 20] = np.nan, -5, np.inf
+    image, mask = preprocess(raw, None, 32, full_scale_counts=FULL)
+    assert mask[3, 3] and mask[10, 10] and mask[20, 20] and mask.sum() == 3
+    assert np.isfinite(image).all()
+
+
+@pytest.mark.parametrize("raw, mask, size, message", [
+    (np.zeros(10), None, 8, "must be 2-D"),
+    (np.zeros((10, 10)), np.zeros((5, 5), bool), 8, "mask shape"),
+    (np.zeros((10, 10)), None, 1, "size must be"),
+])
+def test_bad_arguments(raw, mask, size, message):
+    with pytest.raises(ValueError, match=message):
+        preprocess(raw, mask, size, full_scale_counts=FULL)
