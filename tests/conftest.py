@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -31,6 +32,10 @@ def spark(cluster_config):
     from xray_spark.spark import build_session
 
     session = build_session(cluster_config, "tests")
+    status = session.sparkContext._jsc.sc().getExecutorMemoryStatus
+    deadline = time.monotonic() + 120
+    while status().size() < 3 and time.monotonic() < deadline:  # the driver + 2 executors
+        time.sleep(0.5)
     yield session
     session.stop()
 

@@ -49,29 +49,42 @@ def build_session(config: Config, job: str = "session"):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     console = {"auto": attached_to_console(), "always": True, "never": False}[config.progress.console]
-    builder = (
-        SparkSession.builder.master(sc.master)
-        .appName(f"{sc.app_name}-{job}")
-        .config("spark.driver.memory", sc.driver_memory)
-        .config("spark.executor.memory", sc.executor_memory)
-        .config("spark.executor.cores", str(sc.executor_cores))
-        .config("spark.sql.shuffle.partitions", str(sc.shuffle_partitions))
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(sc.arrow_batch_rows))
-        .config("spark.ui.enabled", str(sc.ui).lower())
-        .config("spark.ui.showConsoleProgress", str(console).lower())
-    )
+    settings = {
+        "spark.master": sc.master,
+        "spark.app.name": f"{sc.app_name}-{job}",
+        "spark.driver.memory": sc.driver_memory,
+        "spark.executor.memory": sc.executor_memory,
+        "spark.executor.cores": str(sc.executor_cores),
+        "spark.sql.shuffle.partitions": str(sc.shuffle_partitions),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(sc.arrow_batch_rows),
+        "spark.ui.enabled": str(sc.ui).lower(),
+        "spark.ui.showConsoleProgress": str(console).lower(),
+    }
     if is_local(sc.master):
-        builder = builder.config("spark.driver.host", sc.local_ip).config("spark.driver.bindAddress", sc.local_ip)
+        settings["spark.driver.host"] = settings["spark.driver.bindAddress"] = sc.local_ip
     if LOG4J_CONF.is_file():
         java_opt = f"-Dlog4j.configurationFile={LOG4J_CONF.resolve().as_uri()}"
-        builder = (builder.config("spark.driver.extraJavaOptions", java_opt)
-                   .config("spark.executor.extraJavaOptions", java_opt))
-    for key, value in sc.options.items():
-        builder = builder.config(key, value)
+        settings["spark.driver.extraJavaOptions"] = settings["spark.executor.extraJavaOptions"] = java_opt
+    settings.update(sc.options)
+    builder = SparkSession.builder
+    submitted = _submitted_conf()
+    for key, value in settings.items():
+        if key not in submitted or key == "spark.app.name":  # spark-submit's --master/--conf flags win
+            builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(sc.log_level)
     return spark
+
+
+def _submitted_conf() -> set[str]:
+    """Keys spark-submit already set for this driver (empty when Python started Spark itself)."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return set()
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connect to spark-submit's JVM, whose properties hold its flags
+    return {key for key, _ in SparkConf().getAll()}
 
 
 class _ProgressLogger(threading.Thread):
