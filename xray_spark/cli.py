@@ -20,6 +20,7 @@ from xray_spark.logs import setup_logging
 JOBS = {
     "doctor": ("xray_spark.doctor", "check that Python, Java, Spark, Petastorm, TensorFlow and Horovod work together"),
     "config": ("xray_spark.cli", "print the effective configuration (defaults, file, --set) as YAML"),
+    "generate": ("xray_spark.simulate.job", "generate synthetic scattering images with visible-feature tags into the images table"),
 }
 
 

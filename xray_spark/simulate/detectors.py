@@ -1,0 +1,109 @@
+"""Detector models: real frame shapes, pixel sizes, module gaps and counter limits.
+
+The area detectors of the paper's beamlines, taken from pyFAI's definitions where pyFAI has them
+(``pyFAI.detector_factory``: Pilatus and Eiger frames with their real module gaps from
+``calc_mask()``; the MarCCD 165 as pyFAI's ``MAR165``, a circular active area inside a square
+frame). The Photonic Science CCD of the paper's WAXS station has no pyFAI definition; it is a
+gapless square frame defined here from its size (``PHOTONICS_CCD``).
+
+Images are rendered on a coarser square grid than the detector (``render_size``): each rendered
+pixel stands for a rectangle of raw pixels, and its bad-pixel mask is the area fraction of gap
+or inactive pixels in that rectangle, thresholded like ``preprocess`` thresholds stored pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+# Photonic Science X-ray CCD (paper's "Photonics CCD"): square, gapless, 16-bit ADC.
+PHOTONICS_CCD = {"shape": (1042, 1042), "pixel_m": 101.7e-6}
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """One area detector: name (pyFAI's where it exists), tag, raw frame and counting limits.
+
+    ``counter_limit`` is the largest count a raw pixel can hold (20-bit counters on Pilatus and
+    Eiger, 16-bit ADCs on CCDs); ``photon_counting`` is False for integrating CCDs, which add
+    read-out noise and a dark offset and bloom along columns when saturated.
+    """
+    name: str
+    tag: str | None           # vocabulary tag of the detector type, None when the paper had none
+    shape: tuple[int, int]    # raw frame (rows, columns)
+    pixel1_m: float           # raw pixel size, slow (vertical) axis
+    pixel2_m: float           # raw pixel size, fast (horizontal) axis
+    counter_limit: float
+    photon_counting: bool
+    read_noise: float         # counts rms per raw pixel (CCDs)
+    dark_offset: float        # counts per raw pixel (CCDs)
+
+
+DETECTORS = {
+    "Pilatus1M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Pilatus300k": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Pilatus2M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Eiger1M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Photonics CCD": dict(tag="Photonics CCD", counter_limit=2**16 - 1, photon_counting=False,
+                          read_noise=6.0, dark_offset=100.0),
+    "MarCCD": dict(tag="MarCCD", counter_limit=2**16 - 1, photon_counting=False,
+                   read_noise=4.0, dark_offset=10.0),
+}
+
+
+@lru_cache(maxsize=None)
+def _pyfai(name: str):
+    import pyFAI
+
+    if name == "MarCCD":
+        det = pyFAI.detector_factory("MAR165")
+        det.binning = (2, 2)             # 2048 x 2048 of 79 um, the usual read-out
+        return det
+    if name == "Photonics CCD":
+        from pyFAI.detectors import Detector
+
+        return Detector(PHOTONICS_CCD["pixel_m"], PHOTONICS_CCD["pixel_m"], max_shape=PHOTONICS_CCD["shape"])
+    return pyFAI.detector_factory(name)
+
+
+@lru_cache(maxsize=None)
+def detector(name: str) -> DetectorModel:
+    """The model of detector ``name`` (one of ``DETECTORS``)."""
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+    det = _pyfai(name)
+    return DetectorModel(name=name, shape=tuple(int(s) for s in det.shape), pixel1_m=float(det.pixel1),
+                         pixel2_m=float(det.pixel2), **DETECTORS[name])
+
+
+@lru_cache(maxsize=None)
+def inactive_fraction(name: str, grid: int) -> np.ndarray:
+    """Fraction of each rendered pixel's area that is module gap or outside the active area.
+
+    Returns
+    -------
+    (grid, grid) float32 array in [0, 1]: 0 = fully sensitive, 1 = all gap.
+    """
+    det = _pyfai(name)
+    mask = det.calc_mask()
+    rows, cols = det.shape
+    if mask is None:
+        return np.zeros((grid, grid), np.float32)
+    mask = np.asarray(mask, dtype=np.float64)
+    # area-weighted average of the raw mask over each rendered pixel's rectangle of raw pixels
+    r_edges = np.linspace(0, rows, grid + 1)
+    c_edges = np.linspace(0, cols, grid + 1)
+    row_w = _overlap(r_edges, rows)                     # (grid, rows)
+    col_w = _overlap(c_edges, cols)                     # (grid, cols)
+    frac = row_w @ mask @ col_w.T
+    frac = (frac / np.outer(row_w.sum(1), col_w.sum(1))).astype(np.float32)
+    frac.setflags(write=False)
+    return frac
+
+
+def _overlap(edges: np.ndarray, n: int) -> np.ndarray:
+    """Overlap length of each [edges[k], edges[k+1]) with each unit raw pixel [i, i+1); (len-1, n)."""
+    lo, hi = edges[:-1, None], edges[1:, None]
+    i = np.arange(n)[None, :]
+    return np.clip(np.minimum(hi, i + 1) - np.maximum(lo, i), 0.0, None)

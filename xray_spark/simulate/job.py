@@ -1,0 +1,80 @@
+"""`xray-spark generate`: synthetic images into the `images` table, with a closing summary.
+
+Writes ``generate_images(...)`` with ``schema.write_table`` (bounded row groups, atomic publish)
+to ``paths.images`` or ``--output``; then reads the table back with Spark to report images,
+images/s, bytes per stored image and the tag prevalence table (aggregated on executors).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from xray_spark import tags as tagmod
+from xray_spark.config import ConfigError
+from xray_spark.logs import summary
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, metavar="N", help="number of images (default: simulate.n_images)")
+    parser.add_argument("--seed", type=int, help="global seed (default: simulate.seed)")
+    parser.add_argument("--output", metavar="URL", help="table URL or path (default: paths.images)")
+    parser.add_argument("--partitions", type=int, metavar="P",
+                        help="Spark tasks (default: n / simulate.images_per_task, at least all cores)")
+
+
+def table_bytes(spark, url: str) -> int:
+    """Bytes on storage of the table at ``url`` (Hadoop file system, any scheme)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(url)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return int(fs.getContentSummary(path).getLength())
+
+
+def format_prevalence(prevalence: dict[str, float], top17: list[str]) -> str:
+    produced = [(n, p) for n, p in prevalence.items() if p > 0 or n in top17]
+    lines = ["tag                              prevalence  top17"]
+    lines += [f"{n:<32} {p:>9.1%}  {'*' if n in top17 else ''}" for n, p in produced]
+    return "\n".join(lines)
+
+
+def run(config, args) -> int:
+    from pathlib import Path
+
+    from xray_spark import schema
+    from xray_spark.simulate.generate import generate_images, tag_prevalence
+    from xray_spark.simulate.scene import validate
+    from xray_spark.spark import build_session, stage
+
+    for name in ("n", "partitions"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise SystemExit(f"xray-spark generate: --{name} = {value}: must be >= 1")
+    if args.seed is not None and args.seed < 0:
+        raise SystemExit(f"xray-spark generate: --seed = {args.seed}: must be >= 0")
+    try:
+        validate(config.simulate)
+    except ConfigError as e:
+        raise SystemExit(f"xray-spark generate: configuration error: {e}") from None
+    url = args.output or config.paths.url("images")
+    if "://" not in url:
+        url = Path(url).resolve().as_uri()
+    n = args.n or config.simulate.n_images
+    spark = build_session(config, "generate")
+    try:
+        started = time.monotonic()
+        with stage(spark, f"generate {n} images", config):
+            df = generate_images(spark, config, n_images=n, seed=args.seed, partitions=args.partitions)
+            schema.write_table(df, url, row_group_size_mb=config.tables.row_group_size_mb)
+        seconds = time.monotonic() - started
+        with stage(spark, "generate: tag prevalence", config):
+            prevalence = tag_prevalence(spark.read.parquet(url))
+            size = table_bytes(spark, url)
+        print(format_prevalence(prevalence, tagmod.subset("top17")))
+        print(summary("generate", seconds, "images", written=n) +
+              f"; {size / n / 1024:.1f} KiB per stored image; table {url}")
+    finally:
+        spark.stop()
+    return 0
