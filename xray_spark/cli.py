@@ -20,6 +20,7 @@ from xray_spark.logs import setup_logging
 JOBS = {
     "doctor": ("xray_spark.doctor", "check that Python, Java, Spark, Petastorm, TensorFlow and Horovod work together"),
     "config": ("xray_spark.cli", "print the effective configuration (defaults, file, --set) as YAML"),
+    "ingest": ("xray_spark.ingest", "read new or changed files of a beamtime archive into the images table (quarantine the rest)"),
     "generate": ("xray_spark.simulate.job", "generate synthetic scattering images with visible-feature tags into the images table"),
 }
 

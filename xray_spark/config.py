@@ -153,6 +153,25 @@ class SimulateConfig:
 
 
 @dataclass
+class IngestConfig:
+    archive: str = _opt("archive", "archive root: <beamtime>/<run>/<files>; symlinks and paths outside it are refused")
+    labels: str = _opt("", "expert labels CSV (path or image_id, tags separated by ';'); empty: none")
+    sidecar: str = _opt("run.yaml", "per-run geometry sidecar file name, in each run directory")
+    ignore: list[str] = _opt(["*.yaml", "*.yml", "*.json", "*.csv", "*.txt", "*.log", "*.md", ".*"],
+                             "glob patterns of archive files that are not detector images (sidecars, notes)")
+    hdf5_datasets: list[str] = _opt(["/entry/data/data", "/entry/data/data_*", "/entry/instrument/detector/data"],
+                                    "HDF5/NeXus dataset paths holding frames, first that exists wins (* = all matching)")
+    detector: str = _opt("", "pyFAI detector name when neither header nor sidecar names one; empty: none")
+    distance_m: float = _opt(1.0, "default sample-detector distance, metres", min=0.0)
+    wavelength_m: float = _opt(1.0e-10, "default X-ray wavelength, metres (1 A = 12.4 keV)", min=0.0)
+    pixel_size_m: float = _opt(172e-6, "default pixel size (both axes), metres", min=0.0)
+    beam_center_margin: float = _opt(0.5, "a beam centre further outside the frame than this fraction of its size is flagged", min=0.0)
+    max_bad_fraction: float = _opt(0.95, "frames with a larger fraction of bad pixels (mask, NaN, negative) are quarantined", min=0.0, max=1.0)
+    min_side: int = _opt(16, "frames smaller than this on either side are quarantined as unexpected shape", min=2)
+    tasks_per_core: int = _opt(4, "read tasks per executor core (files are spread over them)", min=1)
+
+
+@dataclass
 class Config:
     version: int = _opt(CONFIG_VERSION, "configuration schema version")
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -163,6 +182,7 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     horovod: HorovodConfig = field(default_factory=HorovodConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
 
 
 # ---------------------------------------------------------------- migrations

@@ -1,0 +1,216 @@
+"""Detector readers, geometry, masks, sidecars, labels and discovery on files written here."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from xray_spark.io import geometry as geom
+from xray_spark.io import writers
+from xray_spark.io.archive import discover
+from xray_spark.io.labels import LabelsError, read_labels
+from xray_spark.io.readers import UnreadableFile, open_detector_file
+from xray_spark.io.rows import file_rows, image_id
+
+DATASETS = ["/entry/data/data", "/entry/data/data_*"]
+GEOMETRY = {"distance_m": 2.5, "wavelength_m": 1.2e-10, "pixel1_m": 172e-6, "pixel2_m": 172e-6,
+            "beam_center_row_px": 30.0, "beam_center_col_px": 20.5}
+
+
+def frames(n, shape=(48, 40), seed=0):
+    return np.random.default_rng(seed).poisson(200, (n, *shape)).astype(np.uint32)
+
+
+def read_all(path):
+    with open_detector_file(str(path), DATASETS) as f:
+        return f, [f.frame(i) for i in range(f.n_frames)]
+
+
+@pytest.mark.parametrize("fmt", ["edf", "cbf", "tif", "eiger"])
+def test_each_format_gives_every_frame_and_its_header_geometry(tmp_path, fmt):
+    data = frames(1 if fmt == "cbf" else 3)
+    path = tmp_path / ("x_master.h5" if fmt == "eiger" else f"x.{fmt}")
+    {"edf": lambda: writers.write_edf(str(path), data, GEOMETRY),
+     "cbf": lambda: writers.write_cbf(str(path), data[0], GEOMETRY, detector="PILATUS 1M"),
+     "tif": lambda: writers.write_tiff(str(path), data, GEOMETRY),
+     "eiger": lambda: writers.write_eiger(str(path), data, GEOMETRY, frames_per_file=2)}[fmt]()
+    f, got = read_all(path)
+    assert f.n_frames == len(data)
+    for a, b in zip(got, data):
+        np.testing.assert_array_equal(a, b)
+    for key, value in GEOMETRY.items():
+        assert f.header[key] == pytest.approx(value), key
+    if fmt == "cbf":
+        assert f.header["detector"] == "PILATUS 1M"
+
+
+def test_eiger_pixel_mask_is_read_with_true_meaning_bad(tmp_path):
+    mask = np.zeros((48, 40), bool)
+    mask[:, 10] = True
+    writers.write_eiger(str(tmp_path / "m_master.h5"), frames(2), pixel_mask=mask)
+    f, _ = read_all(tmp_path / "m_master.h5")
+    np.testing.assert_array_equal(f.pixel_mask, mask)
+
+
+def write_bytes(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case, reason, fragment", [
+    ("zero.cbf", "empty_file", "0 bytes"),
+    ("wrong.cbf", "wrong_extension", "extension '.cbf' says cbf but the content is tiff"),
+    ("notes.xyz", "unsupported_format", "extension '.xyz'"),
+    ("cut.edf", "truncated", "truncated"),
+    ("cut.tif", "unreadable", "tiff reader failed"),
+    ("nodata.h5", "missing_dataset", "datasets present: /entry/other/thing"),
+    ("lost_master.h5", "missing_dataset", "lost_data_000002.h5"),
+    ("rgb.tif", "bad_shape", "not a 2-D image"),
+])
+def test_bad_files_fail_with_reason_and_message_naming_the_file(tmp_path, case, reason, fragment):
+    import h5py
+    import tifffile
+
+    path = tmp_path / case
+    if case == "zero.cbf":
+        path.write_bytes(b"")
+    elif case == "wrong.cbf":
+        tifffile.imwrite(path, frames(1)[0])
+    elif case == "notes.xyz":
+        path.write_text("hello")
+    elif case in ("cut.edf", "cut.tif"):
+        full = tmp_path / ("full" + path.suffix)
+        (writers.write_edf if path.suffix == ".edf" else writers.write_tiff)(str(full), frames(2))
+        blob = full.read_bytes()
+        path.write_bytes(blob[: len(blob) * 2 // 3])
+    elif case == "nodata.h5":
+        with h5py.File(path, "w") as h5:
+            h5["entry/other/thing"] = np.zeros((4, 4))
+    elif case == "lost_master.h5":
+        written = writers.write_eiger(str(path), frames(4), frames_per_file=2)
+        os.remove(written[2])
+    else:
+        tifffile.imwrite(path, np.zeros((16, 16, 3), np.uint8), photometric="rgb")
+    with pytest.raises(UnreadableFile) as err:
+        with open_detector_file(str(path), DATASETS) as f:
+            [f.frame(i) for i in range(f.n_frames)]
+    assert err.value.reason == reason
+    assert fragment in str(err.value) and case in str(err.value)
+
+
+def test_geometry_sources_fallbacks_and_beam_centre_flags():
+    defaults = {"distance_m": 1.0, "wavelength_m": 1e-10, "pixel1_m": 1e-4, "pixel2_m": 1e-4, "detector": None}
+    g, src, flags = geom.resolve_geometry({"distance_m": 3.0, "beam_center_row_px": 0.0, "beam_center_col_px": 0.0},
+                                          {"wavelength_m": 2e-10}, defaults, (100, 200), 0.5)
+    assert (g["distance_m"], src["distance_m"]) == (3.0, "header")
+    assert (g["wavelength_m"], src["wavelength_m"]) == (2e-10, "sidecar")
+    assert (g["pixel1_m"], src["pixel1_m"]) == (1e-4, "default")
+    assert (g["beam_center_row_px"], g["beam_center_col_px"]) == (49.5, 99.5)   # frame centre
+    assert src["beam_center_row_px"] == "default" and src["incidence_angle_deg"] == "none"
+    assert any("(0, 0) ignored" in f for f in flags)
+    _, _, flags = geom.resolve_geometry({}, {"beam_center_row_px": 0.0, "beam_center_col_px": 0.0},
+                                        defaults, (100, 200), 0.5)
+    assert flags == ["beam centre at (0, 0)"]
+    _, _, flags = geom.resolve_geometry({"beam_center_row_px": 500.0, "beam_center_col_px": 10.0}, {},
+                                        defaults, (100, 200), 0.5)
+    assert "implausibly far outside" in flags[0]
+    _, _, flags = geom.resolve_geometry({"beam_center_row_px": 120.0, "beam_center_col_px": 10.0}, {},
+                                        defaults, (100, 200), 0.5)
+    assert flags == []                           # a GISAXS beam just below the frame is plausible
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("distance: 2.0\n", "unknown field(s) 'distance'; allowed: detector, distance_m"),
+    ("distance_m: far\n", "field 'distance_m' = 'far': expected a finite number"),
+    ("wavelength_m: -1.0e-10\n", "field 'wavelength_m' = -1e-10: must be > 0"),
+    ("mask: ../elsewhere.edf\n", "field 'mask' = '../elsewhere.edf': must name a regular file in the run directory"),
+    ("- 1\n- 2\n", "expected a mapping"),
+])
+def test_bad_sidecar_fields_are_named(tmp_path, text, fragment):
+    (tmp_path / "run.yaml").write_text(text)
+    with pytest.raises(geom.SidecarError) as err:
+        geom.read_sidecar(str(tmp_path / "run.yaml"))
+    assert fragment in str(err.value) and "run.yaml" in str(err.value)
+
+
+def test_masks_combine_detector_gaps_file_and_user_masks():
+    det = geom.pyfai_detector("PILATUS 1M")
+    assert det is not None and det.shape == (1043, 981)
+    gaps = geom.gap_mask(det, (1043, 981))
+    assert gaps[:, 487:494].all() and not gaps[0, 0]          # the vertical module gap of a Pilatus 1M
+    user = np.zeros((1043, 981), bool)
+    user[0, 0] = True
+    both = geom.combine_masks((1043, 981), gaps, None, user)
+    assert both.sum() == gaps.sum() + 1
+    assert geom.gap_mask(det, (64, 64)) is None
+    with pytest.raises(ValueError, match="differs from frame shape"):
+        geom.combine_masks((64, 64), user)
+
+
+SETTINGS = {"archive": "/a", "hdf5_datasets": DATASETS, "labels": {}, "defaults": {
+    "detector": None, "distance_m": 1.0, "wavelength_m": 1e-10, "pixel1_m": 1e-4, "pixel2_m": 1e-4},
+    "beam_center_margin": 0.5, "max_bad_fraction": 0.5, "min_side": 16, "image_size": 32,
+    "full_scale_counts": 1048575.0, "mask_threshold": 0.5, "batch_rows": 8}
+
+
+def unit_of(path, sidecar=None):
+    st = os.stat(path)
+    return {"path": f"bt/run/{path.name}", "abspath": str(path), "beamtime": "bt", "run_id": "run",
+            "size": st.st_size, "mtime": st.st_mtime, "parts": [], "sidecar": json.dumps(sidecar or {})}
+
+
+def test_nan_and_negative_pixels_are_masked_and_a_mostly_invalid_frame_is_quarantined(tmp_path):
+    good = frames(1)[0].astype(np.float32)
+    good[:5, :5] = np.nan
+    good[10, 10] = -2                                  # Pilatus marks bad pixels negative
+    writers.write_edf(str(tmp_path / "n.edf"), [good, np.full((48, 40), np.nan, np.float32)])
+    rows = list(file_rows(unit_of(tmp_path / "n.edf"), SETTINGS))
+    image, quarantined, file_row = rows
+    assert image["kind"] == "image" and json.loads(image["provenance"])["bad_pixels"] == 26
+    assert image["image_id"] == image_id("bt/run/n.edf", 0)
+    assert quarantined["kind"] == "quarantine" and quarantined["frame"] == 1
+    assert quarantined["reason"] == "invalid_pixels" and "100.0% of the pixels are bad" in quarantined["error"]
+    assert (file_row["status"], file_row["frames"], file_row["quarantined_frames"]) == ("partial", 1, 1)
+
+
+def test_unexpected_shapes_are_quarantined(tmp_path):
+    writers.write_edf(str(tmp_path / "tiny.edf"), [np.ones((8, 40), np.float32)])
+    writers.write_edf(str(tmp_path / "odd.edf"), [np.ones((64, 64), np.float32)])
+    tiny = list(file_rows(unit_of(tmp_path / "tiny.edf"), SETTINGS))[0]
+    odd = list(file_rows(unit_of(tmp_path / "odd.edf", {"detector": "Pilatus1M"}), SETTINGS))[0]
+    assert tiny["reason"] == "bad_shape" and "smaller than ingest.min_side = 16" in tiny["error"]
+    assert odd["reason"] == "bad_shape" and "Pilatus 1M writes (1043x981 or binned)" in odd["error"]
+
+
+def test_labels_with_unknown_tag_names_fail_with_the_closest_names(tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,tags\nbt/run/a.edf,GISAXS;Thin flim\nbt/run/b.cbf,\n")
+    with pytest.raises(LabelsError) as err:
+        read_labels(str(csv))
+    assert "line 2: 'Thin flim' (closest: 'Thin film'" in str(err.value)
+    csv.write_text("path,tags\nbt/run/a.edf#1,GISAXS;Thin film\nbt/run/b.cbf,\n")
+    assert read_labels(str(csv)) == {"bt/run/a.edf#1": ["GISAXS", "Thin film"], "bt/run/b.cbf": []}
+
+
+def test_discovery_refuses_links_and_outside_paths_groups_eiger_and_ignores_sidecars(tmp_path):
+    root, run = tmp_path / "archive", tmp_path / "archive" / "bt1" / "r1"
+    run.mkdir(parents=True)
+    outside = tmp_path / "secret.tif"
+    writers.write_tiff(str(outside), frames(1))
+    writers.write_eiger(str(run / "s_master.h5"), frames(3), frames_per_file=2)
+    writers.write_tiff(str(run / "a.tif"), frames(1))
+    (run / "link.tif").symlink_to(outside)
+    (run / "linkdir").symlink_to(tmp_path)
+    (run / "run.yaml").write_text("distance_m: 2.0\n")
+    writers.write_tiff(str(root / "loose.tif"), frames(1))
+    files, sidecars = discover(str(root), ["*.yaml"], "run.yaml")
+    by = {f.path: f for f in files}
+    assert sorted(by) == ["bt1/r1/a.tif", "bt1/r1/link.tif", "bt1/r1/linkdir", "bt1/r1/s_master.h5", "loose.tif"]
+    assert by["bt1/r1/link.tif"].refused == "symlink_refused" and "secret.tif" in by["bt1/r1/link.tif"].error
+    assert by["bt1/r1/linkdir"].refused == "symlink_refused"
+    assert by["loose.tif"].refused == "outside_layout"
+    assert [os.path.basename(p) for p in by["bt1/r1/s_master.h5"].parts] == ["s_data_000001.h5", "s_data_000002.h5"]
+    assert sidecars[("bt1", "r1")] == {"distance_m": 2.0}
+    only, _ = discover(str(root), [], "run.yaml", only=[str(outside), "bt1/r1/a.tif", "../secret.tif"])
+    assert [(f.path, f.refused) for f in only] == [
+        ("../secret.tif", "outside_archive"), (str(outside), "outside_archive"), ("bt1/r1/a.tif", "")]

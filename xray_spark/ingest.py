@@ -1,0 +1,210 @@
+"""`xray-spark ingest`: a beamtime archive into the `images` table, incrementally.
+
+1. The driver lists the archive (paths, sizes, mtimes; ``io.archive``) and compares the listing
+   with the manifest (``io.manifest``): only new or changed files are read; vanished ones are
+   marked deleted.
+2. Executors read, checksum and preprocess the files (``io.rows`` in one ``mapInArrow`` pass):
+   every input file ends up as image rows, or in the quarantine table with its reason.
+3. The touched (beamtime, run_id) partitions of the `images` table are rewritten
+   (``io.partitions``), then the quarantine table, then the manifest (the commit record).
+
+Expert labels (``--labels`` / ``ingest.labels``) are joined into new rows and into the existing
+rows of the runs they name.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+
+import pandas as pd
+import pyarrow as pa
+from pyspark import StorageLevel
+from pyspark.sql import functions as F
+
+from xray_spark import schema
+from xray_spark.io import manifest as mf
+from xray_spark.io import partitions as parts
+from xray_spark.io.archive import ArchiveError, discover
+from xray_spark.io.labels import LabelsError, read_labels
+from xray_spark.io.rows import OUTPUT, image_id, lookup_tags, read_units
+from xray_spark.logs import summary
+from xray_spark.spark import build_session, stage
+
+log = logging.getLogger(__name__)
+
+UNITS = pa.schema([pa.field("path", pa.string()), pa.field("abspath", pa.string()),
+                   pa.field("beamtime", pa.string()), pa.field("run_id", pa.string()),
+                   pa.field("size", pa.int64()), pa.field("mtime", pa.float64()),
+                   pa.field("parts", pa.list_(pa.string())), pa.field("sidecar", pa.string())])
+
+
+@dataclass
+class IngestResult:
+    """What one ingest run did; ``paths`` are the files it read (their images are the new ones)."""
+
+    files: int = 0
+    read: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    written: int = 0
+    quarantined_files: int = 0
+    quarantined_frames: int = 0
+    labels_unmatched: int = 0
+    partitions: tuple = ()
+    paths: tuple = ()
+    seconds: float = 0.0
+
+
+def settings_of(config, archive: str, labels: dict) -> dict:
+    """The plain dict the executors need (shipped with the task closure)."""
+    ic = config.ingest
+    return {"archive": archive, "hdf5_datasets": list(ic.hdf5_datasets), "labels": labels,
+            "defaults": {"detector": ic.detector or None, "distance_m": ic.distance_m,
+                         "wavelength_m": ic.wavelength_m, "pixel1_m": ic.pixel_size_m, "pixel2_m": ic.pixel_size_m},
+            "beam_center_margin": ic.beam_center_margin, "max_bad_fraction": ic.max_bad_fraction,
+            "min_side": ic.min_side, "image_size": config.tables.image_size,
+            "full_scale_counts": config.preprocess.full_scale_counts,
+            "mask_threshold": config.preprocess.mask_threshold, "batch_rows": config.spark.arrow_batch_rows}
+
+
+def _relabel(batches, labels: dict):
+    """``mapInArrow`` body: existing image rows with the expert labels applied where given."""
+    from xray_spark import tags as tagmod
+
+    for batch in batches:
+        rows = batch.to_pylist()
+        for row in rows:
+            names = lookup_tags(labels, json.loads(row["provenance"])["path"], row["frame"])
+            if names is not None:
+                row["tags"] = tagmod.encode(names).tolist()
+                row["tag_names"] = [n for n in tagmod.names() if n in set(names)]
+                row["labelled"] = True
+        yield pa.RecordBatch.from_pylist(rows, schema=schema.IMAGES)
+
+
+def _label_partitions(spark, url: str, labels: dict) -> set[tuple[str, str]]:
+    """Runs that hold a labelled image: from the path's beamtime/run, or by looking the id up."""
+    runs = {tuple(k.split("/")[:2]) for k in labels if k.count("/") >= 2}
+    ids = [k for k in labels if "/" not in k]
+    if ids and schema.table_exists(spark, url):
+        found = (spark.read.schema(schema.spark_schema()).parquet(url).filter(F.col("image_id").isin(ids))
+                 .select("beamtime", "run_id").distinct().collect())
+        runs |= {(r["beamtime"], r["run_id"]) for r in found}
+    return runs
+
+
+def ingest(spark, config, archive: str | None = None, labels_path: str | None = None,
+           only: list[str] | None = None) -> IngestResult:
+    """Ingest what is new or changed in ``archive`` (default ``ingest.archive``); see module docstring."""
+    started = time.monotonic()
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    root = archive or config.ingest.archive
+    labels_path = labels_path or config.ingest.labels
+    labels = read_labels(labels_path) if labels_path else {}
+    files, sidecars = discover(root, config.ingest.ignore, config.ingest.sidecar, only)
+    listing = pd.DataFrame([asdict(f) for f in files], columns=[*asdict(files[0])] if files else
+                           ["path", "abspath", "beamtime", "run_id", "size", "mtime", "parts", "setup", "refused", "error"])
+    urls = {name: config.paths.url(name) for name in ("images", "manifest", "quarantine")}
+    manifest = mf.read(spark, urls["manifest"], mf.MANIFEST)
+    quarantine = mf.read(spark, urls["quarantine"], mf.QUARANTINE)
+    todo, unchanged, deleted = mf.plan(listing, manifest)
+    refused = todo[todo["refused"] != ""]
+    to_read = todo[todo["refused"] == ""]
+    result = IngestResult(files=len(listing), read=len(to_read), unchanged=unchanged, deleted=len(deleted))
+    log.info("archive %s: %d files, %d to read, %d refused, %d unchanged, %d deleted",
+             root, len(listing), len(to_read), len(refused), unchanged, len(deleted))
+    if todo.empty and deleted.empty and not labels:
+        result.seconds = time.monotonic() - started
+        _log_summary(result)
+        return result
+
+    settings = settings_of(config, str(root), labels)
+    units = [(r.path, r.abspath, r.beamtime, r.run_id, int(r.size), float(r.mtime), list(r.parts),
+              json.dumps(sidecars.get((r.beamtime, r.run_id), {}))) for r in to_read.itertuples()]
+    slices = max(1, min(len(units), spark.sparkContext.defaultParallelism * config.ingest.tasks_per_core))
+    out = (spark.createDataFrame(spark.sparkContext.parallelize(units, slices), schema.spark_schema(UNITS))
+           .mapInArrow(lambda b: read_units(b, settings), schema.spark_schema(OUTPUT))
+           .persist(StorageLevel.DISK_ONLY))
+    try:
+        touched = set(zip(todo["beamtime"], todo["run_id"])) - {("", "")}
+        touched |= _label_partitions(spark, urls["images"], labels) if labels else set()
+        old = parts.drop_files(parts.read_partitions(spark, urls["images"], touched), todo["path"])
+        if labels:
+            old = old.mapInArrow(lambda b: _relabel(b, labels), schema.spark_schema())
+        new = out.filter(F.col("kind") == "image").select(*schema.IMAGES.names)
+        with stage(spark, "ingest: read, preprocess and write images", config):
+            parts.rewrite_partitions(spark, urls["images"], old.unionByName(new), touched,
+                                     config.tables.row_group_size_mb)
+        with stage(spark, "ingest: collect file facts", config):
+            facts = out.filter(F.col("kind") != "image").select(
+                "kind", "path", "beamtime", "run_id", "frame", "size", "mtime", "checksum", "status",
+                "frames", "quarantined_frames", "reason", "error").toPandas()
+            if labels:
+                result.labels_unmatched = _unmatched(spark, urls["images"], touched, labels)
+    finally:
+        out.unpersist()
+    file_rows = facts[facts["kind"] == "file"]
+    quarantine_rows = facts[facts["kind"] == "quarantine"]
+    refused_rows = refused.assign(frame=None, checksum=None, reason=refused["refused"])
+    file_rows = (pd.concat([file_rows, refused_rows.assign(status="quarantined", frames=0, quarantined_frames=0)],
+                           ignore_index=True).drop(columns="setup", errors="ignore")
+                 .merge(todo[["path", "setup"]], on="path", how="left"))
+    quarantine_rows = pd.concat([quarantine_rows, refused_rows], ignore_index=True)
+
+    mf.write(spark, mf.updated_quarantine(quarantine, quarantine_rows, pd.concat([todo["path"], deleted["path"]]), now),
+             urls["quarantine"], mf.QUARANTINE, ["path", "frame"])
+    mf.write(spark, mf.updated_manifest(manifest, file_rows, deleted, now), urls["manifest"], mf.MANIFEST, ["path"])
+    result.written = int(file_rows["frames"].sum())
+    result.quarantined_files = int((file_rows["status"] == "quarantined").sum())
+    result.quarantined_frames = int((quarantine_rows["frame"].notna()).sum())
+    result.partitions = tuple(sorted(touched))
+    result.paths = tuple(sorted(to_read["path"]))
+    result.seconds = time.monotonic() - started
+    _log_summary(result)
+    return result
+
+
+def _unmatched(spark, url: str, touched, labels: dict) -> int:
+    """Number of label keys that match no image (reported, never silently dropped)."""
+    rows = parts.read_partitions(spark, url, touched).select(
+        "image_id", "frame", F.get_json_object("provenance", "$.path").alias("path")).collect()
+    keys = set()
+    for r in rows:
+        keys |= {r["image_id"], f"{r['path']}#{r['frame']}", r["path"]}
+    missing = sorted(k for k in labels if k not in keys)
+    if missing:
+        log.warning("%d expert label(s) match no image, e.g. %s", len(missing), ", ".join(missing[:5]))
+    return len(missing)
+
+
+def _log_summary(r: IngestResult) -> str:
+    return summary("ingest", r.seconds, unit="frames", files=r.files, read=r.read, skipped=r.unchanged,
+                   deleted=r.deleted, written=r.written, quarantined_files=r.quarantined_files,
+                   quarantined_frames=r.quarantined_frames, labels_unmatched=r.labels_unmatched)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--archive", metavar="DIR", help="archive root (default: ingest.archive)")
+    parser.add_argument("--labels", metavar="CSV", help="expert labels to join (default: ingest.labels)")
+    parser.add_argument("--only", metavar="PATH", nargs="+",
+                        help="ingest only these files (relative to the archive root, or absolute inside it)")
+
+
+def run(config, args) -> int:
+    try:
+        spark = build_session(config, "ingest")
+    except Exception as e:
+        log.error("could not start Spark: %s", e)
+        return 1
+    try:
+        ingest(spark, config, args.archive, args.labels, args.only)
+    except (ArchiveError, LabelsError) as e:
+        log.error("%s", e)
+        return 2
+    finally:
+        spark.stop()
+    return 0

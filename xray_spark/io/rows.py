@@ -1,0 +1,164 @@
+"""One archive file to rows, on an executor: image rows, quarantine rows and one file row.
+
+``file_rows(unit, settings)`` checksums the file (SHA-256, the tool scientists can check with
+``sha256sum``), opens it with its reader, resolves each frame's geometry and mask, preprocesses it
+through the shared ``preprocess`` into an `images` row (``source='archive'``) and yields, beside
+the images, a ``quarantine`` row for every frame (or the whole file) that cannot become an image,
+and one ``file`` row with the file's checksum, frame counts and status for the manifest.
+
+All three kinds share one Arrow schema (``OUTPUT``: the `images` columns plus the file facts), so a
+single ``mapInArrow`` pass reads every file once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from xray_spark import schema
+from xray_spark.io import geometry as geom
+from xray_spark.io.readers import UnreadableFile, open_detector_file
+from xray_spark.preprocess import bad_pixels, preprocess
+
+FILE_FACTS = [
+    pa.field("kind", pa.string()),            # image | quarantine | file
+    pa.field("path", pa.string()),            # relative to the archive root
+    pa.field("size", pa.int64()),
+    pa.field("mtime", pa.float64()),
+    pa.field("checksum", pa.string()),
+    pa.field("status", pa.string()),          # file rows: ingested | partial | quarantined
+    pa.field("frames", pa.int64()),           # file rows: frames written to the images table
+    pa.field("quarantined_frames", pa.int64()),
+    pa.field("reason", pa.string()),          # quarantine rows: short code
+    pa.field("error", pa.string()),           # quarantine rows: the message or exception
+]
+OUTPUT = pa.schema([f.with_nullable(True) for f in schema.IMAGES] + FILE_FACTS)
+READ_CHUNK = 8 << 20
+
+
+def image_id(path: str, frame: int) -> str:
+    """Stable id of frame ``frame`` of the archive file ``path`` (relative to the root)."""
+    return hashlib.sha1(f"archive:{path}#{frame}".encode()).hexdigest()[:20]
+
+
+def checksum(paths: Iterable[str]) -> str:
+    """SHA-256 over the bytes of ``paths`` in order (a file and its companion files)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            while chunk := f.read(READ_CHUNK):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def lookup_tags(labels: dict, path: str, frame: int) -> list[str] | None:
+    """Expert tags of a frame: by image id, else by ``path#frame``, else by file path; None = unlabelled."""
+    for key in (image_id(path, frame), f"{path}#{frame}", path):
+        if key in labels:
+            return labels[key]
+    return None
+
+
+def _quarantine(unit: dict, frame: int | None, reason: str, error: str, digest: str | None) -> dict:
+    return {"kind": "quarantine", "path": unit["path"], "beamtime": unit["beamtime"], "run_id": unit["run_id"],
+            "frame": frame, "size": unit["size"], "mtime": unit["mtime"], "checksum": digest,
+            "reason": reason, "error": error}
+
+
+def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict, digest: str) -> dict:
+    raw = detector_file.frame(i)
+    shape = raw.shape
+    if min(shape) < settings["min_side"]:
+        raise UnreadableFile("bad_shape", f"{unit['path']} frame {i}: shape {shape} is smaller than "
+                             f"ingest.min_side = {settings['min_side']}")
+    if not np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.complexfloating):
+        raise UnreadableFile("bad_dtype", f"{unit['path']} frame {i}: dtype {raw.dtype} is not real counts")
+    geometry, sources, flags = geom.resolve_geometry(detector_file.header, sidecar, settings["defaults"],
+                                                     shape, settings["beam_center_margin"])
+    detector = geom.pyfai_detector(geometry["detector"]) if geometry["detector"] else None
+    if detector is not None and shape not in geom.expected_shapes(detector):
+        raise UnreadableFile("bad_shape", f"{unit['path']} frame {i}: shape {shape} is not one that "
+                             f"{detector.name} writes ({detector.shape[0]}x{detector.shape[1]} or binned)")
+    user_mask = geom.read_mask_file(sidecar["mask"]) if sidecar.get("mask") else None
+    try:
+        mask = geom.combine_masks(shape, geom.gap_mask(detector, shape), detector_file.pixel_mask, user_mask)
+    except ValueError as e:
+        raise UnreadableFile("bad_mask", f"{unit['path']} frame {i}: {e}") from None
+    bad = bad_pixels(raw, mask)
+    bad_fraction = float(bad.mean())
+    if bad_fraction > settings["max_bad_fraction"]:
+        invalid = int((bad & ~mask).sum())
+        raise UnreadableFile("invalid_pixels", f"{unit['path']} frame {i}: {bad_fraction:.1%} of the pixels are "
+                             f"bad ({invalid} NaN, infinite or negative, the rest masked); more than "
+                             f"ingest.max_bad_fraction = {settings['max_bad_fraction']}")
+    image, out_mask = preprocess(raw, bad, settings["image_size"], full_scale_counts=settings["full_scale_counts"],
+                                 mask_threshold=settings["mask_threshold"])
+    provenance = {"archive": settings["archive"], "path": unit["path"], "size": unit["size"],
+                  "mtime": unit["mtime"], "checksum": digest, "frame": i, "format": detector_file.format,
+                  "parts": [p.rsplit("/", 1)[-1] for p in unit["parts"]], "geometry_source": sources,
+                  "flags": flags, "bad_pixels": int(bad.sum()),
+                  "masks": {"detector_gaps": detector.name if detector is not None and geom.gap_mask(detector, shape) is not None else None,
+                            "file_pixel_mask": detector_file.pixel_mask is not None,
+                            "user_mask": sidecar.get("mask")}}
+    record = schema.image_record(
+        image_id=image_id(unit["path"], i), source="archive", beamtime=unit["beamtime"], run_id=unit["run_id"],
+        frame=i, image=image, mask=out_mask, tag_names=lookup_tags(settings["labels"], unit["path"], i),
+        provenance=provenance, detector=detector.name if detector is not None else geometry["detector"],
+        distance_m=geometry["distance_m"], wavelength_m=geometry["wavelength_m"],
+        pixel1_m=geometry["pixel1_m"], pixel2_m=geometry["pixel2_m"],
+        beam_center_row_px=geometry["beam_center_row_px"], beam_center_col_px=geometry["beam_center_col_px"],
+        incidence_angle_deg=geometry["incidence_angle_deg"], raw_height=shape[0], raw_width=shape[1])
+    record["tags"] = record["tags"].tolist()
+    return {"kind": "image", "path": unit["path"], **record}
+
+
+def file_rows(unit: dict, settings: dict) -> Iterator[dict]:
+    """Image and quarantine rows of one input file, then its file row (see module docstring)."""
+    digest = None
+    written = quarantined = 0
+    try:
+        digest = checksum([unit["abspath"], *unit["parts"]])
+        sidecar = json.loads(unit["sidecar"])
+        with open_detector_file(unit["abspath"], settings["hdf5_datasets"]) as detector_file:
+            if detector_file.n_frames == 0:
+                raise UnreadableFile("no_frames", f"{unit['path']}: the file holds no frames")
+            for i in range(detector_file.n_frames):
+                try:
+                    yield _frame_row(unit, settings, detector_file, i, sidecar, digest)
+                    written += 1
+                except UnreadableFile as e:
+                    quarantined += 1
+                    yield _quarantine(unit, i, e.reason, str(e), digest)
+                except Exception as e:  # a damaged chunk of one frame: that frame only
+                    quarantined += 1
+                    yield _quarantine(unit, i, "unreadable", f"{unit['path']} frame {i}: {type(e).__name__}: {e}", digest)
+    except UnreadableFile as e:
+        yield _quarantine(unit, None, e.reason, str(e), digest)
+    except OSError as e:
+        yield _quarantine(unit, None, "unreadable", f"{unit['path']}: {type(e).__name__}: {e}", digest)
+    status = "ingested" if written and not quarantined else "partial" if written else "quarantined"
+    yield {"kind": "file", "path": unit["path"], "beamtime": unit["beamtime"], "run_id": unit["run_id"],
+           "size": unit["size"], "mtime": unit["mtime"], "checksum": digest, "status": status,
+           "frames": written, "quarantined_frames": quarantined}
+
+
+def to_batch(records: list[dict]) -> pa.RecordBatch:
+    """Rows of any kind as one Arrow batch of ``OUTPUT`` (absent columns are null)."""
+    return pa.RecordBatch.from_pylist(records, schema=OUTPUT)
+
+
+def read_units(batches: Iterable[pa.RecordBatch], settings: dict) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body: input rows are archive files, output rows ``OUTPUT`` in bounded batches."""
+    for batch in batches:
+        for unit in batch.to_pylist():
+            pending = []
+            for record in file_rows(unit, settings):
+                pending.append(record)
+                if len(pending) >= settings["batch_rows"]:
+                    yield to_batch(pending)
+                    pending = []
+            if pending:
+                yield to_batch(pending)
