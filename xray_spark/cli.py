@@ -20,6 +20,10 @@ from xray_spark.logs import setup_logging
 JOBS = {
     "doctor": ("xray_spark.doctor", "check that Python, Java, Spark, Petastorm, TensorFlow and Horovod work together"),
     "config": ("xray_spark.cli", "print the effective configuration (defaults, file, --set) as YAML"),
+    "build_dictionary": ("xray_spark.bof.build_dictionary", "bag of features: k-means dictionary of patch descriptors of the training runs"),
+    "spm_features": ("xray_spark.bof.spm_features", "bag of features: spatial-pyramid features of every image (+ skipped table)"),
+    "train_svm": ("xray_spark.bof.train_svm", "bag of features: one chi-square SVM per label on the training runs"),
+    "evaluate": ("xray_spark.bof.evaluate", "bag of features: AP per label and mAP on the test runs (paper's Table I)"),
     "ingest": ("xray_spark.ingest", "read new or changed files of a beamtime archive into the images table (quarantine the rest)"),
     "generate": ("xray_spark.simulate.job", "generate synthetic scattering images with visible-feature tags into the images table"),
 }

@@ -79,6 +79,7 @@ class PathsConfig:
     predictions: str = _opt("predictions", "per-tag scores and tags of labelled images")
     models: str = _opt("models", "model and dictionary directories")
     reports: str = _opt("reports", "HTML reports with PNG figures")
+    bof_skipped: str = _opt("bof_skipped", "images the bag of features could not describe, with the reason")
 
     def url(self, name: str) -> str:
         """Absolute URL of a table or directory by its field name (file:// for local paths)."""
@@ -172,6 +173,79 @@ class IngestConfig:
 
 
 @dataclass
+class BofConfig:
+    preset: str = _opt("demo", "sizes: demo (small, the listed keys) or paper (1000 patches, 2000 words, 1M-descriptor "
+                       "k-means sample, whatever patches_per_image, words and sample_size say)",
+                       choices=["demo", "paper"])
+    patches_per_image: int = _opt(300, "random patches per image, shared between the scales", min=1)
+    scales: list[int] = _opt([8, 16, 32], "patch sides in pixels, multiples of descriptor_size")
+    descriptor_size: int = _opt(8, "side of the area-averaged patch; descriptor length = size^2 + 2", min=1)
+    words: int = _opt(200, "visual words (k-means k)", min=2)
+    sample_size: int = _opt(200000, "descriptors sampled for the k-means dictionary", min=1)
+    init_sample_size: int = _opt(20000, "descriptors of the driver-side k-means++ initialisation sample", min=1)
+    kmeans: str = _opt("lloyd", "k-means: lloyd (BLAS-3 Lloyd on Spark, k-means++ init) or mllib (MLlib KMeans, "
+                       "k-means|| init; slower at large k, see bench/results/kmeans.json)", choices=["lloyd", "mllib"])
+    kmeans_max_iter: int = _opt(20, "maximum k-means iterations", min=1)
+    kmeans_tol: float = _opt(1e-4, "stop k-means when the inertia improves by less than this (relative)", min=0.0)
+    assign_chunk_rows: int = _opt(8192, "descriptors per GEMM when assigning words", min=1)
+    pyramid_levels: int = _opt(3, "spatial-pyramid levels: 3 = 1x1, 2x2, 4x4 cells", min=1, max=5)
+    label_set: str = _opt("attributes20", "labels the SVMs score: attributes20 (paper's synthetic protocol), "
+                          "top17, all, G1..G7, or tag names separated by |")
+    svm_c: list[float] = _opt([0.1, 1.0, 10.0, 100.0], "SVM C values tried by cross-validation")
+    svm_gamma_scales: list[float] = _opt([0.5, 1.0, 2.0], "kernel gammas tried, in units of 1 / mean chi-square "
+                                         "distance")
+    cv_folds: int = _opt(3, "cross-validation folds on the training split (grouped by run)", min=2)
+    kernel_blocks: int = _opt(4, "row blocks of the distributed training chi-square distance matrix", min=1)
+    test_fraction: float = _opt(0.25, "fraction of the runs held out for testing (split by run)", min=0.01, max=0.99)
+    seed: int = _opt(0, "seed of patch positions, dictionary sampling, k-means++ and the run split")
+
+    def effective(self) -> "BofConfig":
+        """This section with its preset applied."""
+        if self.preset == "paper":
+            return dataclasses.replace(self, patches_per_image=1000, words=2000, sample_size=1_000_000,
+                                       init_sample_size=50_000)
+        return self
+
+
+@dataclass
+class DeployConfig:
+    """What `xray-spark deploy render` needs beyond the rest of the file (xray_spark/deploy/)."""
+    image: str = _opt("xray-spark:0.1.0", "CPU image of the Kubernetes jobs (deploy/docker/Dockerfile), as pushed to your registry")
+    gpu_image: str = _opt("xray-spark-gpu:0.1.0", "GPU image of training (deploy/docker/Dockerfile.gpu)")
+    spark_image: str = _opt("apache/spark:3.5.9-scala2.12-java17-ubuntu",
+                            "official Spark image the images take Spark and its Kubernetes entrypoint from")
+    env_archive: str = _opt("hdfs:///apps/xray_spark/xray_spark-env.tar.gz",
+                            "the packed environment (make dist) as spark-submit finds it; shipped with --archives")
+    schedule: str = _opt("0 2 * * *", "cron schedule (UTC) of the nightly reprocessing")
+    retries: int = _opt(2, "retries of a failed run before it is reported failed", min=0)
+    retry_delay_min: int = _opt(10, "minutes between retries", min=0)
+    executor_instances: int = _opt(4, "executors of a job on Kubernetes and YARN", min=1)
+    namespace: str = _opt("xray", "Kubernetes namespace of the Spark applications")
+    service_account: str = _opt("spark", "Kubernetes service account of the Spark driver")
+    archive_claim: str = _opt("beamtime-archive", "PersistentVolumeClaim of the beamtime archive (mounted read-only)")
+    archive_mount: str = _opt("/mnt/beamtime", "mount point of the beamtime archive in driver and executors")
+    tables_claim: str = _opt("xray-tables", "PersistentVolumeClaim of the tables and models, mounted at paths.root")
+    oneoff_job: str = _opt("generate", "job of the one-off SparkApplication")
+    oneoff_args: list[str] = _opt(["--n", "100000"], "arguments of the one-off job")
+    nightly_job: str = _opt("nightly", "job of the nightly reprocessing")
+    nightly_args: list[str] = _opt([], "arguments of the nightly job; {night} is the night's date (YYYY-MM-DD)")
+    training_job: str = _opt("train_cnn", "job of the GPU training run")
+    training_args: list[str] = _opt(["--set", "cnn.preset=paper", "--set", "cnn.mixed_precision=true"],
+                                    "arguments of the training job")
+    databricks_spark_version: str = _opt("15.4.x-scala2.12", "Databricks runtime of the nightly job (Python 3.11)")
+    databricks_gpu_spark_version: str = _opt("15.4.x-gpu-ml-scala2.12", "Databricks ML GPU runtime of training")
+    databricks_node_type: str = _opt("i3.xlarge", "Databricks worker node type of the nightly job")
+    databricks_gpu_node_type: str = _opt("g4dn.xlarge", "Databricks GPU node type of training (one GPU each)")
+    databricks_workers: int = _opt(4, "Databricks workers per job cluster", min=1)
+
+
+@dataclass
+class NightlyConfig:
+    models: list[str] = _opt(["cnn"], "model directories (names under paths.models, or paths) that label each night; [] = ingest and report only")
+    review_count: int = _opt(16, "least confident images listed for review per model in the nightly summary", min=0)
+
+
+@dataclass
 class Config:
     version: int = _opt(CONFIG_VERSION, "configuration schema version")
     spark: SparkConfig = field(default_factory=SparkConfig)
@@ -182,6 +256,7 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     horovod: HorovodConfig = field(default_factory=HorovodConfig)
+    bof: BofConfig = field(default_factory=BofConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
 
 

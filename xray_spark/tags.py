@@ -117,3 +117,77 @@ def project(multi_hot: np.ndarray, tag_set: Sequence[str]) -> np.ndarray:
     """Columns of full-vocabulary multi-hot rows (shape (..., 98)) restricted to ``tag_set``."""
     columns = [names().index(n) for n in check_names(tag_set)]
     return np.asarray(multi_hot)[..., columns]
+
+
+# ---------------------------------------------------------------- high-level attributes
+
+# The paper's synthetic-data protocol scores 20 high-level attributes instead of single tags.
+# Each attribute is a union of vocabulary tags that show the same physics or the same artefact
+# on the detector; every one of the 98 tags belongs to exactly one attribute.
+ATTRIBUTES_20: dict[str, tuple[str, ...]] = {
+    "Transmission geometry": ("TSAXS", "TWAXS"),
+    "Grazing-incidence geometry": ("GISAXS", "GIWAXS", "GTSAXS"),
+    "Angle sweep": ("Theta sweep", "Phi sweep"),
+    "CCD detector": ("Photonics CCD", "MarCCD"),
+    "Beamstop": ("Linear beamstop", "Circular beamstop"),
+    "Beam and detector settings": ("Beam off image", "Saturation", "Asymmetric (left/right)"),
+    "Scattering strength": ("Weak scattering", "Strong scattering", "High background"),
+    "Artefacts and obstructions": (
+        "2D detector obstruction", "Saturation artifacts", "Misaligned", "Beam streaking", "Blocked",
+        "Bad beam shape", "Direct", "Object obstruction", "Empty cell", "Parasitic slit scattering",
+        "Point detector obstruction"),
+    "Reflection features": (
+        "Specular rod", "Horizon", "Yoneda", "Smearred horizon", "Diffuse specular rod",
+        "Specular rod peaks", "Waveguide streaks", "Substrate streaks/Kikuchi"),
+    "Isotropic rings": ("Ring: Isotropic", "Many rings", "Ring doubling", "Symmetry ring: 4-fold"),
+    "Oriented rings": (
+        "Ring: Oriented z", "Ring: Oriented xy", "Ring: Textured", "Ring: Anisotropic", "Ring: Spotted",
+        "Ring: Oriented other"),
+    "Halo": ("Halo: Isotropic", "Halo: Oriented z", "Halo: Oriented xy", "Halo: Anisotropic", "Halo: Spotted"),
+    "Diffuse low-q": (
+        "Diffuse low-q: Isotropic", "Diffuse low-q: Anisotropic", "Diffuse low-q: Oriented z",
+        "Diffuse low-q: Oriented xy", "Diffuse low-q: Oriented other", "Diffuse low-q: Spotted"),
+    "Diffuse high-q": (
+        "Diffuse high-q: Isotropic", "Diffuse high-q: Oriented z", "Diffuse high-q: Oriented xy",
+        "Diffuse high-q: Spotted"),
+    "Peaks": ("Peaks: Isolated", "Peaks: Many/field", "Peaks: Along ring", "Peak doubling"),
+    "Lines and rods": (
+        "Peaks: Line", "Peaks: Line z", "Peaks: Line xy", "Peaks: Line other", "Bragg rods", "Vertical streaks"),
+    "Higher orders": (
+        "Higher orders: 2 to 3", "Higher orders: 4 to 6", "Higher orders: 7 to 10", "Higher orders: 10 to 20",
+        "Higher orders: 20 or more"),
+    "Ordered morphology": ("Ordered", "Single crystal", "Polycrystalline", "Powder", "Grating", "Superlattice"),
+    "Film morphology": ("Thin film", "Amorphous", "Nanoporous", "Composite"),
+    "Material": (
+        "Polymer", "Block-copolymer", "P3HT", "SiO2", "PCBM", "Rubrene", "PS-PMMA", "Silicon", "MWCNT", "PDMS",
+        "AgBH", "LaB6"),
+}
+
+def attributes20(multi_hot: np.ndarray) -> np.ndarray:
+    """The 20 high-level attributes (``ATTRIBUTES_20`` order) of full-vocabulary multi-hot rows.
+
+    Parameters
+    ----------
+    multi_hot : (..., 98) int array over ``names()``.
+
+    Returns
+    -------
+    (..., 20) int8 array: 1 where the row has at least one tag of the attribute.
+    """
+    multi_hot = np.asarray(multi_hot)
+    columns = [[names().index(n) for n in check_names(group, where=f"attribute {name!r}")]
+               for name, group in ATTRIBUTES_20.items()]
+    return np.stack([multi_hot[..., c].max(axis=-1) for c in columns], axis=-1).astype(np.int8)
+
+
+def labels(multi_hot: np.ndarray, label_set: str | Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Label matrix and label names of full-vocabulary multi-hot rows for a label set.
+
+    ``label_set`` is ``'attributes20'`` (the paper's synthetic protocol), any subset name of
+    ``subset`` (``'top17'``, ``'all'``, ``'G4'``) or an explicit list of tag names.
+    Returns an int8 array of shape (..., n_labels) and the n_labels names.
+    """
+    if isinstance(label_set, str) and label_set == "attributes20":
+        return attributes20(multi_hot), list(ATTRIBUTES_20)
+    chosen = resolve(label_set)
+    return project(multi_hot, chosen).astype(np.int8), chosen

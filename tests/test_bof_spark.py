@@ -1,0 +1,97 @@
+"""The bag-of-features stages on a real two-executor cluster: descriptors with skip reasons and
+partition-independent bytes, k-means (own Lloyd and MLlib) recovering separated clusters, and the
+whole Pipeline fitted, saved, loaded and scoring held-out images well above chance."""
+import numpy as np
+import pytest
+from pyspark.ml import Pipeline, PipelineModel
+
+from bof_images import FEATURES, toy_frame
+from xray_spark import schema, tags
+from xray_spark.bof import kmeans
+from xray_spark.bof.stages import PatchDescriptors, SpatialPyramid, VisualDictionary, VisualDictionaryModel
+from xray_spark.bof.svm import ChiSquareSVMs
+from xray_spark.evaluate import evaluate
+
+K = 16
+
+
+def _bad_images(batches):
+    """Rows the descriptors cannot use: empty, all masked, too small, truncated bytes."""
+    for batch in batches:
+        records = []
+        for i in batch.column("id").to_pylist():
+            size = 16 if i == 2 else 64
+            mask = np.full((size, size), i == 1)
+            record = schema.image_record(image_id=f"bad-{i}", source="synthetic", beamtime="t", run_id="r",
+                                         frame=i, image=np.ones((size, size), np.float32), mask=mask,
+                                         tag_names=[], provenance={})
+            if i == 0:
+                record.update(image=b"", height=0, width=0, mask=b"")
+            if i == 3:
+                record["image"] = record["image"][:100]
+            records.append(record)
+        yield schema.records_to_arrow(records)
+
+
+def test_descriptors_skip_bad_images_with_reasons_and_do_not_depend_on_partitioning(spark):
+    stage = PatchDescriptors(patchesPerImage=30, scales=[8, 16, 32], descriptorSize=8, seed=5)
+    bad = spark.range(0, 4, numPartitions=2).mapInArrow(_bad_images, schema.spark_schema())
+    reasons = {r.image_id: r.skip_reason for r in stage.transform(bad).collect()}
+    assert reasons["bad-0"].startswith("empty") and reasons["bad-1"].startswith("all masked")
+    assert reasons["bad-2"].startswith("too small") and reasons["bad-3"].startswith("corrupt")
+
+    rows = {p: {r.image_id: (r.descriptors, r.patch_centres, r.n_patches)
+                for r in stage.transform(toy_frame(spark, 12, partitions=p)).collect()} for p in (1, 3)}
+    assert rows[1] == rows[3]
+    first = rows[1]["toy-0-00000"]
+    assert first[2] == 30 and len(first[0]) == 30 * 66 * 4 and len(first[1]) == 30 * 2 * 4
+    assert "image" not in stage.transform(toy_frame(spark, 2)).columns
+
+
+def test_kmeans_recovers_well_separated_clusters(spark):
+    rng = np.random.default_rng(0)
+    truth = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], np.float32)
+    points = (truth[rng.integers(0, 4, 4000)] + rng.normal(0, 0.3, (4000, 3))).astype(np.float32)
+    blocks = spark.sparkContext.parallelize(np.array_split(points, 4), 4).cache()
+    start = kmeans.kmeans_plusplus_init(points[:500], 4, seed=1)
+    own, inertia, iterations = kmeans.lloyd(spark, blocks, start, max_iter=20, tol=1e-6, chunk_rows=512)
+    mllib = kmeans.mllib(spark, blocks, 4, max_iter=20, tol=1e-6, seed=1)
+    for centres in (own, mllib):
+        order = np.lexsort(np.round(centres).T[::-1])
+        np.testing.assert_allclose(centres[order], truth[np.lexsort(truth.T[::-1])], atol=0.05)
+    assert iterations < 20 and inertia / len(points) < 0.3 ** 2 * 3 * 1.1
+
+
+def test_pipeline_fits_saves_loads_and_scores_well_above_chance(spark, tmp_path):
+    train, test = toy_frame(spark, 160, seed=0), toy_frame(spark, 64, seed=1)
+    pipeline = Pipeline(stages=[
+        PatchDescriptors(patchesPerImage=50, scales=[8, 16, 32], descriptorSize=8, seed=1),
+        VisualDictionary(k=K, maxIter=10, sampleSize=4000, initSampleSize=500, seed=1),
+        SpatialPyramid(numWords=K, levels=3),
+        ChiSquareSVMs(labelSet="|".join(FEATURES), cGrid=[1.0, 10.0], gammaScales=[1.0], folds=2, kernelBlocks=2)])
+    model = pipeline.fit(train)
+    path = str(tmp_path / "bof")
+    model.write().save(path)
+    loaded = PipelineModel.load(path)
+
+    assert isinstance(loaded.stages[1], VisualDictionaryModel)
+    np.testing.assert_array_equal(loaded.stages[1].centres, model.stages[1].centres)
+    assert loaded.stages[1].centres.shape == (K, 66)
+    rows = sorted(loaded.transform(test).select("image_id", "tags", "words", "features", "scores").collect())
+    again = sorted(model.transform(test).select("image_id", "scores").collect())
+    np.testing.assert_allclose([r.scores for r in rows], [r.scores for r in again], rtol=1e-5)
+
+    features = np.array([r.features for r in rows])
+    assert features.shape == (64, K * 21)
+    np.testing.assert_allclose(features.sum(axis=1), 1.0, rtol=1e-5)
+    assert all(len(r.words) == 50 and max(r.words) < K for r in rows)
+    labels, names = tags.labels(np.array([r.tags for r in rows]), list(FEATURES))
+    results = evaluate(np.array([r.scores for r in rows]), labels, names, method="BoF", label_set="toy")
+    chance = labels.mean()
+    assert results.n_scored == 3 and results.mean_ap > 0.8 > chance + 0.25, results
+
+
+def test_dictionary_rejects_too_few_patches(spark):
+    descriptors = PatchDescriptors(patchesPerImage=4, scales=[8], descriptorSize=8).transform(toy_frame(spark, 2))
+    with pytest.raises(ValueError, match="k = 50 words needs more"):
+        VisualDictionary(k=50).fit(descriptors)

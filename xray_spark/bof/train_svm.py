@@ -1,0 +1,44 @@
+"""`xray-spark train_svm`: one chi-square SVM per label of ``bof.label_set`` on the training runs'
+features, saved under ``<models>/bof/svm-<labels>``, and the whole fitted bag-of-features
+``PipelineModel`` (descriptors, dictionary, pyramid, SVMs) under ``<models>/bof/pipeline-<labels>``
+to score any images table in one step."""
+from __future__ import annotations
+
+import time
+
+from pyspark.ml import PipelineModel
+from pyspark.sql import functions as F
+
+from xray_spark.bof import pipeline
+from xray_spark.bof.stages import VisualDictionaryModel
+from xray_spark.logs import summary
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--features", metavar="URL", help="features table (default: paths.features)")
+
+
+def run(config, args) -> int:
+    from xray_spark.spark import build_session
+
+    started = time.monotonic()
+    spark = build_session(config, "train_svm")
+    try:
+        features = spark.read.parquet(args.features or config.paths.url("features"))
+        train = features.filter((F.col("split") == "train") & F.col("labelled") & F.col("features").isNotNull())
+        descriptors, _, pyramid, svms = pipeline.stages(config)
+        model = svms.fit(train)
+        slug = pipeline.label_slug(config.bof.label_set)
+        model.write().overwrite().save(pipeline.model_url(config, f"svm-{slug}"))
+        dictionary = VisualDictionaryModel.load(pipeline.model_url(config, "dictionary"))
+        PipelineModel([descriptors, dictionary, pyramid, model]).write().overwrite().save(
+            pipeline.model_url(config, f"pipeline-{slug}"))
+        n_train = int(model.arrays()["n_train"][0])
+        summary("train_svm", time.monotonic() - started, read=n_train,
+                written=len(model.getOrDefault(model.labelNames)))
+        for name, c, gamma, ap in zip(model.getOrDefault(model.labelNames), model.arrays()["C"],
+                                      model.arrays()["gammas"], model.arrays()["cv_ap"]):
+            print(f"{name}: C={c:g} gamma={gamma:.4g} cross-validated AP={ap:.4f}")
+    finally:
+        spark.stop()
+    return 0
