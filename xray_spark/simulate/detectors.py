@@ -46,7 +46,7 @@ DETECTORS = {
     "Pilatus2M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
     "Eiger1M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
     "Photonics CCD": dict(tag="Photonics CCD", counter_limit=2**16 - 1, photon_counting=False,
-                          read_noise=6.0, dark_offset=100.0),
+                          read_noise=6.0, dark_offset=10.0),
     "MarCCD": dict(tag="MarCCD", counter_limit=2**16 - 1, photon_counting=False,
                    read_noise=4.0, dark_offset=10.0),
 }
@@ -78,24 +78,22 @@ def detector(name: str) -> DetectorModel:
 
 
 @lru_cache(maxsize=None)
-def inactive_fraction(name: str, grid: int) -> np.ndarray:
+def inactive_fraction(name: str, grid: tuple[int, int]) -> np.ndarray:
     """Fraction of each rendered pixel's area that is module gap or outside the active area.
 
     Returns
     -------
-    (grid, grid) float32 array in [0, 1]: 0 = fully sensitive, 1 = all gap.
+    (rows, cols) = ``grid`` float32 array in [0, 1]: 0 = fully sensitive, 1 = all gap.
     """
     det = _pyfai(name)
     mask = det.calc_mask()
     rows, cols = det.shape
     if mask is None:
-        return np.zeros((grid, grid), np.float32)
+        return np.zeros(grid, np.float32)
     mask = np.asarray(mask, dtype=np.float64)
     # area-weighted average of the raw mask over each rendered pixel's rectangle of raw pixels
-    r_edges = np.linspace(0, rows, grid + 1)
-    c_edges = np.linspace(0, cols, grid + 1)
-    row_w = _overlap(r_edges, rows)                     # (grid, rows)
-    col_w = _overlap(c_edges, cols)                     # (grid, cols)
+    row_w = _overlap(np.linspace(0, rows, grid[0] + 1), rows)      # (grid rows, raw rows)
+    col_w = _overlap(np.linspace(0, cols, grid[1] + 1), cols)      # (grid cols, raw cols)
     frac = row_w @ mask @ col_w.T
     frac = (frac / np.outer(row_w.sum(1), col_w.sum(1))).astype(np.float32)
     frac.setflags(write=False)

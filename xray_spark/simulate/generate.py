@@ -29,8 +29,11 @@ def config_fingerprint(config: Config) -> str:
     return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def make_image(config: Config, seed: int, index: int) -> dict:
-    """The `images` row of image ``index`` of ``seed``: stored image, mask, visible tags, provenance."""
+def make_image(config: Config, seed: int, index: int, fingerprint: str | None = None) -> dict:
+    """The `images` row of image ``index`` of ``seed``: stored image, mask, visible tags, provenance.
+
+    ``fingerprint`` is ``config_fingerprint(config)``, passed in by callers that make many images.
+    """
     sim = config.simulate
     scene, rng = sample_scene(sim, seed, index)
     det = detector(scene["detector"])
@@ -50,15 +53,17 @@ def make_image(config: Config, seed: int, index: int) -> dict:
         incidence_angle_deg=scene["incidence_deg"] if grazing else None,
         raw_height=det.shape[0], raw_width=det.shape[1],
         provenance={"generator": "xray_spark.simulate", "version": GENERATOR_VERSION, "seed": seed,
-                    "index": index, "config": config_fingerprint(config), "scene": scene})
+                    "index": index, "config": fingerprint or config_fingerprint(config), "scene": scene})
 
 
 def _batches(config: Config, seed: int):
     """mapInArrow function: image indices in, `images` rows out, one Arrow batch per input batch."""
+    fingerprint = config_fingerprint(config)
+
     def generate(batches):
         for batch in batches:
             ids = batch.column("id").to_numpy()
-            yield schema.records_to_arrow([make_image(config, seed, int(i)) for i in ids])
+            yield schema.records_to_arrow([make_image(config, seed, int(i), fingerprint) for i in ids])
     return generate
 
 

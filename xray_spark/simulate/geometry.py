@@ -78,22 +78,34 @@ def q_chi(geometry: Geometry, grid: tuple[int, int]) -> tuple[np.ndarray, np.nda
 
     Returns
     -------
-    q : (rows, cols) float32, inverse angstrom, ``4 pi / lambda * sin(2theta / 2)``.
+    q : (rows, cols) float32, inverse angstrom, ``4 pi / lambda * sin(theta)``.
     chi : (rows, cols) float32, radians from "up", in (-pi, pi].
     """
+    q, _ = q_and_obliquity(geometry, grid)
     up, right = pixel_offsets(geometry, grid)
-    radius = np.sqrt(up * up + right * right)
-    two_theta = np.arctan2(radius, geometry.distance_m)
-    q = 2 * geometry.wavenumber * np.sin(0.5 * two_theta)
-    chi = np.arctan2(np.broadcast_to(right, q.shape), np.broadcast_to(up, q.shape))
-    return q.astype(np.float32), chi.astype(np.float32)
+    chi = np.arctan2(np.broadcast_to(right.astype(np.float32), q.shape), np.broadcast_to(up.astype(np.float32), q.shape))
+    return q, chi
+
+
+def q_and_obliquity(geometry: Geometry, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """q (1/angstrom) and ``cos(2theta)`` of every rendered pixel, (rows, cols) float32 each.
+
+    ``sin(theta)^2 = r^2 / (2 R (R + d))`` with ``R = sqrt(d^2 + r^2)``: the form without the
+    cancellation of ``1 - cos(2theta)``, exact in float32 down to the smallest SAXS angles.
+    """
+    up, right = pixel_offsets(geometry, grid)
+    up, right = up.astype(np.float32), right.astype(np.float32)
+    d = np.float32(geometry.distance_m)
+    r2 = up * up + right * right
+    big_r = np.sqrt(r2 + d * d)
+    sin_theta = np.sqrt(r2 / (np.float32(2) * big_r * (big_r + d)))
+    return np.float32(2 * geometry.wavenumber) * sin_theta, d / big_r
 
 
 def solid_angle(geometry: Geometry, grid: tuple[int, int]) -> np.ndarray:
     """Relative solid angle of each pixel, cos^3(2theta) (1 at the beam); (rows, cols) float32."""
-    up, right = pixel_offsets(geometry, grid)
-    d = geometry.distance_m
-    return (d / np.sqrt(d * d + up * up + right * right)) ** 3
+    _, cos_2theta = q_and_obliquity(geometry, grid)
+    return cos_2theta ** 3
 
 
 def position_of(geometry: Geometry, q: float, chi: float) -> tuple[float, float]:
