@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -194,12 +195,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ingest only these files (relative to the archive root, or absolute inside it)")
 
 
-def run(config, args) -> int:
+def check_inputs(config, archive: str | None, labels_path: str | None = None) -> str | None:
+    """The problem with the archive root or labels file, found before Spark starts; None if usable."""
+    root = archive or config.ingest.archive
+    if not os.path.isdir(root):
+        return f"archive root {root!r} is not a directory (set ingest.archive or --archive)"
     try:
-        spark = build_session(config, "ingest")
-    except Exception as e:
-        log.error("could not start Spark: %s", e)
-        return 1
+        if labels_path or config.ingest.labels:
+            read_labels(labels_path or config.ingest.labels)
+    except LabelsError as e:
+        return str(e)
+    return None
+
+
+def run(config, args) -> int:
+    problem = check_inputs(config, args.archive, args.labels)
+    if problem:
+        log.error("%s", problem)
+        return 2
+    spark = build_session(config, "ingest")
     try:
         ingest(spark, config, args.archive, args.labels, args.only)
     except (ArchiveError, LabelsError) as e:

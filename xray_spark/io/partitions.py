@@ -1,4 +1,6 @@
-"""Incremental update of a table partitioned by (beamtime, run_id): rewrite only the touched runs.
+"""Incremental update of a partitioned table: rewrite only the touched partitions.
+
+The `images` table is partitioned by (beamtime, run_id), the nightly predictions by night.
 
 A night adds images to a few runs; rewriting the whole `images` table for them would make the
 nightly cost grow with the archive. Only the partition directories of the touched runs are
@@ -28,24 +30,26 @@ def _fs(spark, url: str):
     return schema._hadoop_fs(spark, url)
 
 
-def partition_dir(spark, url: str, beamtime: str, run_id: str) -> str:
+def partition_dir(spark, url: str, values: tuple[str, ...], keys: tuple[str, ...] = KEYS) -> str:
     """The directory of one partition, escaped as Spark escapes partition values."""
     escape = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.escapePathName
-    return f"{url.rstrip('/')}/beamtime={escape(beamtime)}/run_id={escape(run_id)}"
+    return "/".join([url.rstrip("/"), *(f"{k}={escape(v)}" for k, v in zip(keys, values))])
 
 
-def read_partitions(spark, url: str, partitions: Iterable[tuple[str, str]], table=schema.IMAGES) -> DataFrame:
+def read_partitions(spark, url: str, partitions: Iterable[tuple[str, ...]], table=schema.IMAGES,
+                    keys: tuple[str, ...] = KEYS) -> DataFrame:
     """Rows of the given existing partitions only (the others are not even listed)."""
     fs, _ = _fs(spark, url)
-    dirs = [d for d in (partition_dir(spark, url, *p) for p in sorted(set(partitions))) if fs.exists(_fs(spark, d)[1])]
+    dirs = [d for d in (partition_dir(spark, url, p, keys) for p in sorted(set(partitions)))
+            if fs.exists(_fs(spark, d)[1])]
     spark_schema = schema.spark_schema(table)
     if not dirs:
         return spark.createDataFrame([], spark_schema)
     return spark.read.schema(spark_schema).option("basePath", url).parquet(*dirs)
 
 
-def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tuple[str, str]],
-                       row_group_size_mb: int) -> None:
+def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tuple[str, ...]],
+                       row_group_size_mb: int, keys: tuple[str, ...] = KEYS, order_by: str = "image_id") -> None:
     """Make ``rows`` the whole content of ``partitions`` of the table at ``url``.
 
     ``rows`` must only hold rows of those partitions (the caller unions kept old rows and new
@@ -53,15 +57,15 @@ def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tu
     """
     partitions = sorted(set(partitions))
     staging = f"{url.rstrip('/')}.staging"
-    ordered = rows.repartition(*KEYS).sortWithinPartitions(*KEYS, "image_id")
-    schema.write_table(ordered, staging, row_group_size_mb, partition_by=KEYS)
+    ordered = rows.repartition(*keys).sortWithinPartitions(*keys, order_by)
+    schema.write_table(ordered, staging, row_group_size_mb, partition_by=keys)
     fs, root = _fs(spark, url)
     fs.mkdirs(root)
     tag = uuid.uuid4().hex[:12]
-    for beamtime, run_id in partitions:
-        _, target = _fs(spark, partition_dir(spark, url, beamtime, run_id))
-        _, new = _fs(spark, partition_dir(spark, staging, beamtime, run_id))
-        _, aside = _fs(spark, f"{url.rstrip('/')}/_replaced-{tag}/{target.getParent().getName()}/{target.getName()}")
+    for values in partitions:
+        _, target = _fs(spark, partition_dir(spark, url, values, keys))
+        _, new = _fs(spark, partition_dir(spark, staging, values, keys))
+        _, aside = _fs(spark, partition_dir(spark, f"{url.rstrip('/')}/_replaced-{tag}", values, keys))
         if fs.exists(target):
             fs.mkdirs(aside.getParent())
             if not fs.rename(target, aside):
