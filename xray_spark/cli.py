@@ -20,6 +20,8 @@ from xray_spark.logs import setup_logging
 JOBS = {
     "doctor": ("xray_spark.doctor", "check that Python, Java, Spark, Petastorm, TensorFlow and Horovod work together"),
     "config": ("xray_spark.cli", "print the effective configuration (defaults, file, --set) as YAML"),
+    "train_cnn": ("xray_spark.cnn.train", "train the AlexNet multi-label CNN with Horovod on Spark (resumes from its checkpoint)"),
+    "predict": ("xray_spark.predict", "score an images table with a model directory (CNN or bag of features) into predictions"),
     "build_dictionary": ("xray_spark.bof.build_dictionary", "bag of features: k-means dictionary of patch descriptors of the training runs"),
     "spm_features": ("xray_spark.bof.spm_features", "bag of features: spatial-pyramid features of every image (+ skipped table)"),
     "train_svm": ("xray_spark.bof.train_svm", "bag of features: one chi-square SVM per label on the training runs"),

@@ -108,6 +108,35 @@ class PreprocessConfig:
 class HorovodConfig:
     num_proc: int = _opt(2, "Horovod ranks (one Spark task each)", min=1)
     nics: list[str] = _opt(["lo"], "network interfaces Horovod may use; ['lo'] locally")
+    start_timeout_s: int = _opt(180, "seconds Horovod waits for all ranks' Spark tasks to start", min=1)
+
+
+@dataclass
+class CnnConfig:
+    preset: str = _opt("cpu", "network size: paper (227 px input, ~72M parameters, GPU) or cpu (64 px, trains on 2 cores)",
+                       choices=["paper", "cpu"])
+    input_size: int | None = _opt(None, "model input side in pixels; null = the preset's (paper 227, cpu 64)", min=16)
+    width: float | None = _opt(None, "multiplier of the conv filters (96, 256, 384, 384, 256); null = the preset's", min=0.01)
+    dense_units: int | None = _opt(None, "units of the two dense layers; null = the preset's (paper 4096, cpu 256)", min=1)
+    tag_set: str = _opt("top17", "tags the network outputs: topN, a group G1..G7, or all")
+    model_name: str = _opt("cnn", "model directory name under paths.models")
+    epochs: int = _opt(30, "training epochs (each sees every training image once)", min=1)
+    batch_size: int = _opt(32, "images per step and rank", min=1)
+    learning_rate: float = _opt(0.01, "SGD learning rate of one rank; multiplied by the number of ranks", min=0.0)
+    momentum: float = _opt(0.9, "SGD momentum", min=0.0, max=1.0)
+    warmup_epochs: int = _opt(2, "epochs of linear learning-rate warm-up from the one-rank rate", min=0)
+    positive_weights: str = _opt("none", "per-tag weight of positives in the loss: none, or balanced (negatives/positives)",
+                                 choices=["none", "balanced"])
+    max_positive_weight: float = _opt(10.0, "upper bound of a balanced positive weight", min=1.0)
+    validation_fraction: float = _opt(0.1, "fraction of the runs held out (whole runs) for thresholds and validation",
+                                      min=0.01, max=0.9)
+    shuffle_buffer: int = _opt(512, "tf.data shuffle buffer per rank, images", min=1)
+    reader_workers: int = _opt(2, "Petastorm reader threads per rank", min=1)
+    threads_per_rank: int = _opt(1, "TensorFlow intra-op threads per rank (the cores of one Spark task)", min=1)
+    mixed_precision: bool = _opt(False, "float16 compute on GPUs (mixed_float16 policy); output stays float32")
+    keep_checkpoints: int = _opt(2, "checkpoints kept (one per epoch, written by rank 0)", min=1)
+    seed: int = _opt(0, "seed of weight initialisation, shuffling and the run split", min=0)
+    inference_batch: int = _opt(64, "images per forward pass in predict", min=1)
 
 
 @dataclass
@@ -305,6 +334,7 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     horovod: HorovodConfig = field(default_factory=HorovodConfig)
+    cnn: CnnConfig = field(default_factory=CnnConfig)
     bof: BofConfig = field(default_factory=BofConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
 
@@ -409,6 +439,8 @@ def _coerce(value: Any, tp, key: str) -> Any:
 
 def _check_limits(f: dataclasses.Field, value: Any, key: str) -> None:
     meta = f.metadata
+    if value is None:  # an optional key left unset has no limits to check
+        return
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{key} = {value!r}: allowed values are {', '.join(map(repr, meta['choices']))}")
     if "min" in meta and value < meta["min"]:

@@ -50,6 +50,20 @@ IMAGES = pa.schema([
     pa.field("provenance", pa.string(), nullable=False),    # JSON: generator params, or file facts
 ])
 
+# The `predictions` table (xray-spark predict): one row per image and model. ``scores`` and
+# ``labels`` are aligned with ``scored_tags`` (the model's tags, in its output order).
+PREDICTIONS = pa.schema([
+    pa.field("image_id", pa.string(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("model_id", pa.string(), nullable=False),       # manifest model_id of the scoring model
+    pa.field("model_kind", pa.string(), nullable=False),     # cnn | bof
+    pa.field("scored_tags", pa.list_(pa.string()), nullable=False),
+    pa.field("scores", pa.list_(pa.float32())),              # null when the image could not be scored
+    pa.field("tag_names", pa.list_(pa.string())),            # tags at or above their threshold
+    pa.field("labels", pa.list_(pa.int8())),                 # true multi-hot over scored_tags; null if unlabelled
+    pa.field("error", pa.string()),                          # why the image could not be scored, else null
+])
+
 
 def spark_schema(schema: pa.Schema = IMAGES):
     """The Spark StructType of an Arrow table schema (for mapInPandas output)."""

@@ -1,0 +1,84 @@
+"""The CNN's network and the model-directory protocol, with real TensorFlow (no Spark)."""
+import json
+
+import numpy as np
+import pytest
+
+from xray_spark import modeldir
+from xray_spark.cnn.model import PRESETS, WEIGHTS, architecture, build_model, weighted_binary_crossentropy
+from xray_spark.config import load_config
+
+
+def test_paper_preset_is_the_papers_alexnet_size():
+    model = build_model(PRESETS["paper"], 17)
+    assert model.output_shape == (None, 17)
+    assert 60e6 <= model.count_params() <= 72.5e6  # the paper: "about 72 million parameters"
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    dense = [layer for layer in model.layers if layer.__class__.__name__ == "Dense"]
+    assert len(convs) == 5 and len(dense) == 3
+    assert dense[-1].activation.__name__ == "sigmoid"
+    scores = model(np.random.default_rng(0).random((2, 256, 256, 1), dtype=np.float32)).numpy()
+    assert scores.shape == (2, 17) and np.all((scores > 0) & (scores < 1))
+
+
+def test_cpu_preset_is_small_and_overrides_come_from_the_configuration():
+    config = load_config(None, ["cnn.preset=cpu", "cnn.input_size=96", "cnn.dense_units=128"])
+    arch = architecture(config.cnn)
+    assert (arch.input_size, arch.dense_units, arch.width) == (96, 128, PRESETS["cpu"].width)
+    model = build_model(arch, 5)
+    assert model.get_layer("resize").output_shape == (None, 96, 96, 1)
+    assert model.count_params() < 2e6
+
+
+def test_positive_weights_weigh_only_the_positives():
+    import tensorflow as tf
+
+    y_true = tf.constant([[1.0, 0.0]])
+    y_pred = tf.constant([[0.3, 0.3]])
+    plain = float(weighted_binary_crossentropy(np.array([1.0, 1.0]))(y_true, y_pred)[0])
+    heavy = float(weighted_binary_crossentropy(np.array([3.0, 1.0]))(y_true, y_pred)[0])
+    expected_plain = -(np.log(0.3) + np.log(0.7)) / 2
+    assert plain == pytest.approx(expected_plain, rel=1e-5)
+    assert heavy == pytest.approx((-3 * np.log(0.3) - np.log(0.7)) / 2, rel=1e-5)
+
+
+def _save_cnn(tmp_path, tag_names):
+    arch = architecture(load_config(None, ["cnn.input_size=32"]).cnn)
+    model = build_model(arch, len(tag_names))
+    model.save_weights(str(tmp_path / WEIGHTS), save_format="h5")
+    modeldir.write_manifest(tmp_path, {
+        "kind": "cnn", "model_id": "cnn-test", "tags": tag_names, "thresholds": [0.5] * len(tag_names),
+        "input": {"height": 40, "width": 40}, "preprocessing": {}, "architecture": arch.__dict__})
+    return model
+
+
+def test_saved_cnn_reloads_through_the_registry_with_the_same_scores(tmp_path):
+    model = _save_cnn(tmp_path, ["GISAXS", "Thin film", "Horizon"])
+    images = np.random.default_rng(1).random((5, 40, 40), dtype=np.float32)
+    scorer = modeldir.load(tmp_path.as_uri())
+    assert scorer.tags == ["GISAXS", "Thin film", "Horizon"]
+    np.testing.assert_allclose(scorer.score(images, np.zeros_like(images, bool)),
+                               model(images[..., None], training=False).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"kind": "svm"}, "kind 'svm'; known kinds: cnn"),
+    ({"tags": ["Thin flim"]}, "closest: 'Thin film'"),
+    ({"thresholds": [0.5]}, "1 thresholds for 3 tags"),
+    ({"format": "other/9"}, "format 'other/9'"),
+])
+def test_bad_manifests_fail_naming_the_key(tmp_path, change, fragment):
+    _save_cnn(tmp_path, ["GISAXS", "Thin film", "Horizon"])
+    manifest = json.loads((tmp_path / modeldir.MANIFEST).read_text())
+    (tmp_path / modeldir.MANIFEST).write_text(json.dumps({**manifest, **change}))
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(")):
+        modeldir.load(tmp_path)
+
+
+def test_thresholds_maximise_f1_per_tag():
+    y_true = np.array([[1, 0], [1, 0], [0, 0], [0, 0]])
+    y_score = np.array([[0.9, 0.1], [0.6, 0.2], [0.4, 0.3], [0.1, 0.4]])
+    thresholds = modeldir.choose_thresholds(y_true, y_score)
+    assert thresholds[0] == pytest.approx(0.6)   # both positives in, both negatives out: F1 = 1
+    assert thresholds[1] == pytest.approx(0.5)   # no positives: the default
+    assert modeldir.predicted_tags(y_score, thresholds, ["GISAXS", "Thin film"]) == [["GISAXS"], ["GISAXS"], [], []]

@@ -1,0 +1,97 @@
+"""CNN training with real Horovod on the two-executor cluster, resumed from its checkpoint, then
+batch inference into the predictions table.
+
+One tiny table (32x32 images, a bright ring => "Ring: Isotropic", a bright line => "Horizon")
+feeds one training, stopped after its first epoch and resumed for the second; the tests below
+share it (module fixture) because each Horovod start costs tens of seconds.
+"""
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from cnn_tables import TAGS, ring_image, write_ring_table
+from conftest import CLUSTER
+from xray_spark import modeldir, schema
+from xray_spark.cnn import train
+from xray_spark.config import load_config
+from xray_spark.predict import predict
+
+pytestmark = pytest.mark.horovod
+
+TINY = ["cnn.input_size=32", "cnn.batch_size=8", "cnn.epochs=2", "cnn.warmup_epochs=1",
+        "cnn.learning_rate=0.02", "cnn.validation_fraction=0.25", "cnn.shuffle_buffer=64"]
+
+
+@pytest.fixture(scope="module")
+def trained(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cnn")
+    config = load_config(None, [*CLUSTER, f"paths.root={root}", *TINY])
+    images = write_ring_table(spark, (root / "images").as_uri(), 192)
+    first = train.train(spark, config, images, stop_after_epochs=1)
+    second = train.train(spark, config, images)
+    return config, images, first, second
+
+
+def test_two_ranks_lower_the_loss_and_end_with_identical_weights(trained):
+    config, _, first, second = trained
+    assert [r["rank"] for r in first] == [0, 1] and all(r["ranks"] == 2 for r in first)
+    loss = [first[0]["history"][0]["loss"], second[0]["history"][0]["loss"]]
+    assert loss[1] < 0.7 * loss[0]
+    assert first[0]["weights_digest"] == first[1]["weights_digest"]
+    assert second[0]["weights_digest"] == second[1]["weights_digest"]
+    manifest = second[0]["manifest"]
+    assert manifest["metrics"]["validation"]["mAP"] > 0.9  # a ring and a line are easy to see
+    assert manifest["training"]["ranks"] == 2
+
+
+def test_resume_continues_from_the_saved_step_without_lost_or_repeated_epochs(trained):
+    config, _, first, second = trained
+    steps = first[0]["steps_per_epoch"]
+    assert steps == 144 // (8 * 2)  # 192 images, 2 of 8 runs held out: 144 train images
+    assert [r["finished"] for r in first] == [False, False]
+    assert [e["epoch"] for e in first[0]["history"]] == [0] and first[0]["iterations"] == steps
+    assert second[0]["initial_epoch"] == 1 and [e["epoch"] for e in second[0]["history"]] == [1]
+    assert second[0]["iterations"] == 2 * steps  # the optimizer step count was restored
+    epochs = second[0]["manifest"]["training"]["epochs"]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+
+
+def test_training_split_is_by_run_and_frozen(trained):
+    config, _, _, second = trained
+    plan = json.loads((train.model_directory(config) / "data" / "plan.json").read_text())
+    train_runs = set(pd.read_parquet(plan["train_url"][len("file://"):], columns=["run_id"]).run_id)
+    assert len(plan["validation_runs"]) == 2 and not train_runs & set(plan["validation_runs"])
+    files = list((train.model_directory(config) / "data" / "train").glob("*.parquet"))
+    assert sum(pq.ParquetFile(f).num_row_groups for f in files) >= 2  # one shard per rank at least
+
+
+def test_predict_writes_the_table_idempotently_with_the_models_scores(spark, trained, tmp_path):
+    config, _, _, second = trained
+    test_images = write_ring_table(spark, (tmp_path / "test").as_uri(), 48, start=1000)
+    output = (tmp_path / "predictions").as_uri()
+    directory = str(train.model_directory(config))
+    result = predict(spark, config, directory, test_images, output)
+    assert result["rows"] == 48 and result["errors"] == 0
+    first = pd.read_parquet(tmp_path / "predictions").sort_values("image_id").reset_index(drop=True)
+    assert pq.read_schema(next((tmp_path / "predictions").glob("*.parquet"))).names == schema.PREDICTIONS.names
+    assert first.model_id.unique().tolist() == [second[0]["manifest"]["model_id"]]
+
+    predict(spark, config, directory, test_images, output)  # rerun: replaced, not appended
+    again = pd.read_parquet(tmp_path / "predictions").sort_values("image_id").reset_index(drop=True)
+    assert len(again) == 48 and again.image_id.is_unique
+    np.testing.assert_allclose(np.stack(again.scores), np.stack(first.scores))
+
+    # the executors' scores are the reloaded model's scores on the driver
+    scorer = modeldir.load(directory)
+    i = 1005  # ring (odd) and horizon (multiple of 3)
+    image, names = ring_image(i)
+    local = scorer.score(image[None], np.zeros((1, 32, 32), bool))[0]
+    row = first.set_index("image_id").loc[f"ring-{i:05d}"]
+    np.testing.assert_allclose(row.scores, local, rtol=1e-5, atol=1e-6)
+    assert set(TAGS) <= set(row.scored_tags) and sorted(names) == sorted(TAGS)
+    columns = [list(row.scored_tags).index(t) for t in TAGS]
+    assert list(row.labels[columns]) == [1, 1]
+    assert result["evaluation"].mean_ap > 0.9

@@ -1,0 +1,95 @@
+"""Training data of the CNN: a frozen train/validation split by run, and its Petastorm -> tf.data feed.
+
+The split is written once per model (``<model>/data/train`` and ``<model>/data/validation``) with
+``schema.write_table``: a resumed training reads exactly the images it started with even when the
+`images` table has grown since, and the training table is written in at least ``4 x ranks`` files
+so Petastorm can shard its row groups over the Horovod ranks.
+
+Each rank reads its own shard (``cur_shard = rank``) of the training table in an endless,
+shuffled stream (row groups shuffled by Petastorm, rows by a tf.data buffer). An epoch is
+``steps_per_epoch = train_rows // (batch_size * ranks)`` steps, so every rank takes the same
+number of steps and an epoch sees each training image at most once.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Sequence
+
+import numpy as np
+
+from xray_spark import evaluate, schema, tags as tagmod
+
+log = logging.getLogger(__name__)
+
+FILES_PER_RANK = 4
+
+
+def split_by_run(spark, images_url: str, out_url: str, tag_set: Sequence[str], *, fraction: float,
+                 seed: int, ranks: int, row_group_size_mb: int) -> dict:
+    """Write the labelled images of ``images_url`` as ``out_url/train`` and ``out_url/validation``.
+
+    Whole runs go to validation (``evaluate.split_runs``). Returns the split facts: table URLs,
+    row counts, validation runs and the training positives per tag of ``tag_set``.
+    """
+    from pyspark.sql import functions as F
+
+    images = spark.read.parquet(images_url).filter("labelled")
+    runs = [r.run_id for r in images.select("run_id").distinct().collect()]
+    validation_runs = sorted(evaluate.split_runs(runs, fraction, seed))
+    in_validation = F.col("run_id").isin(validation_runs)
+    urls = {"train": f"{out_url}/train", "validation": f"{out_url}/validation"}
+    schema.write_table(images.filter(~in_validation).repartition(FILES_PER_RANK * ranks, "image_id"),
+                       urls["train"], row_group_size_mb)
+    schema.write_table(images.filter(in_validation).repartition(max(1, ranks), "image_id"),
+                       urls["validation"], row_group_size_mb)
+    index = [tagmod.names().index(n) for n in tag_set]
+    train = spark.read.parquet(urls["train"])
+    sums = train.select(F.count(F.lit(1)).alias("rows"),
+                        *[F.sum(F.col("tags")[i]).alias(f"t{i}") for i in index]).first()
+    validation_rows = spark.read.parquet(urls["validation"]).count()
+    if sums["rows"] == 0 or validation_rows == 0:
+        raise ValueError(f"{images_url}: the split by run left {sums['rows']} training and {validation_rows} "
+                         f"validation images (runs: {len(runs)}); training needs labelled images in both")
+    return {"images_url": images_url, "train_url": urls["train"], "validation_url": urls["validation"],
+            "train_rows": int(sums["rows"]), "validation_rows": int(validation_rows),
+            "validation_runs": validation_runs,
+            "train_positives": [int(sums[f"t{i}"] or 0) for i in index]}
+
+
+def steps_per_epoch(train_rows: int, batch_size: int, ranks: int) -> int:
+    """Steps of one epoch on every rank: no image is seen twice within an epoch."""
+    steps = train_rows // (batch_size * ranks)
+    if steps < 1:
+        raise ValueError(f"{train_rows} training images cannot fill one step of {batch_size} images on each "
+                         f"of {ranks} ranks: lower cnn.batch_size or add images")
+    return steps
+
+
+def positive_weights(positives: Sequence[int], rows: int, max_weight: float) -> np.ndarray:
+    """Balanced loss weights of positives per tag: negatives / positives, clipped to [1, max_weight]."""
+    positives = np.maximum(np.asarray(positives, np.float64), 1.0)
+    return np.clip((rows - positives) / positives, 1.0, max_weight).astype(np.float32)
+
+
+@contextlib.contextmanager
+def training_batches(url: str, tag_set: Sequence[str], *, rank: int, ranks: int, batch_size: int,
+                     shuffle_buffer: int, seed: int, workers: int):
+    """Endless shuffled (images (b, H, W, 1), labels (b, n_tags)) batches of this rank's shard."""
+    import tensorflow as tf
+
+    with schema.tf_dataset(url, tag_set, num_epochs=None, cur_shard=rank, shard_count=ranks,
+                           shuffle_row_groups=True, seed=seed, workers_count=workers) as ds:
+        yield (ds.shuffle(shuffle_buffer, seed=seed)
+               .batch(batch_size, drop_remainder=True)
+               .prefetch(tf.data.AUTOTUNE))
+
+
+def score_table(model, url: str, tag_set: Sequence[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels (n, n_tags), scores (n, n_tags)) of ``model`` over a whole (small) table: validation."""
+    labels, scores = [], []
+    with schema.tf_dataset(url, tag_set) as ds:
+        for images, y in ds.batch(batch_size):
+            scores.append(model(images, training=False).numpy())
+            labels.append(y.numpy())
+    return np.concatenate(labels).astype(np.int8), np.concatenate(scores)

@@ -1,0 +1,127 @@
+"""The paper's AlexNet-style multi-label network, its presets, and its scorer for ``predict``.
+
+Five convolutional layers (96, 256, 384, 384, 256 filters times ``width``; max-pooling after the
+1st, 2nd and 5th), two dense layers with dropout, and a sigmoid output with one unit per tag
+(Krizhevsky et al. 2012; Wang et al., "Deep learning for analysing synchrotron data streams").
+Pooling uses ``same`` padding: at the ``paper`` preset's 227x227 input the last feature map is
+7x7x256 and the network has about 72 million parameters, the paper's figure.
+
+The first layer resizes the stored image (the output of ``preprocess.py``, e.g. 256x256) to the
+input size with area averaging. Being part of the model, it is the same in training and inference.
+
+Presets:
+``paper``  227x227 input, full width, 4096-unit dense layers: the paper's network (GPU).
+``cpu``    64x64 input, a quarter of the filters, 256-unit dense layers, a 5x5/2 first layer and
+           batch normalisation: trains in minutes on two CPU cores.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CONV_FILTERS = (96, 256, 384, 384, 256)
+POOL_AFTER = (0, 1, 4)
+WEIGHTS = "weights.h5"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild the network (stored in the model manifest)."""
+    input_size: int
+    width: float
+    dense_units: int
+    conv1_kernel: int
+    conv1_stride: int
+    dropout: float
+    batch_norm: bool
+
+
+PRESETS = {
+    "paper": Architecture(input_size=227, width=1.0, dense_units=4096, conv1_kernel=11, conv1_stride=4,
+                          dropout=0.5, batch_norm=False),
+    "cpu": Architecture(input_size=64, width=0.25, dense_units=256, conv1_kernel=5, conv1_stride=2,
+                        dropout=0.3, batch_norm=True),
+}
+
+
+def architecture(cnn_config) -> Architecture:
+    """The preset of ``cnn_config.preset`` with its ``input_size``, ``width``, ``dense_units`` overrides."""
+    arch = PRESETS[cnn_config.preset]
+    overrides = {k: getattr(cnn_config, k) for k in ("input_size", "width", "dense_units")
+                 if getattr(cnn_config, k) is not None}
+    return dataclasses.replace(arch, **overrides)
+
+
+def build_model(arch: Architecture, n_tags: int):
+    """The Keras model: (batch, H, W, 1) stored images -> (batch, n_tags) sigmoid scores.
+
+    Any stored size H x W is accepted; the first layer resizes to ``arch.input_size``.
+    Under a mixed-precision policy the output layer stays float32.
+    """
+    from tensorflow import keras
+
+    layers = keras.layers
+    inputs = keras.Input((None, None, 1), name="image")
+    x = layers.Resizing(arch.input_size, arch.input_size, interpolation="area", name="resize")(inputs)
+    kernels = (arch.conv1_kernel, 5, 3, 3, 3)
+    for i, (filters, kernel) in enumerate(zip(CONV_FILTERS, kernels)):
+        x = layers.Conv2D(max(8, round(filters * arch.width)), kernel,
+                          strides=arch.conv1_stride if i == 0 else 1,
+                          padding="valid" if i == 0 else "same", use_bias=not arch.batch_norm,
+                          activation=None if arch.batch_norm else "relu", name=f"conv{i + 1}")(x)
+        if arch.batch_norm:
+            x = layers.ReLU(name=f"relu{i + 1}")(layers.BatchNormalization(name=f"bn{i + 1}")(x))
+        if i in POOL_AFTER:
+            x = layers.MaxPooling2D(3, 2, padding="same", name=f"pool{i + 1}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for name in ("fc6", "fc7"):
+        x = layers.Dense(arch.dense_units, activation="relu", name=name)(x)
+        x = layers.Dropout(arch.dropout, name=f"drop_{name}")(x)
+    outputs = layers.Dense(n_tags, activation="sigmoid", dtype="float32", name="tags")(x)
+    return keras.Model(inputs, outputs, name="alexnet_multilabel")
+
+
+def weighted_binary_crossentropy(positive_weights: np.ndarray | None):
+    """Binary cross-entropy averaged over tags; positives of tag j weigh ``positive_weights[j]``.
+
+    ``None`` gives the plain loss. Weights > 1 counter rare tags (few positives per batch).
+    """
+    import tensorflow as tf
+
+    if positive_weights is None:
+        return tf.keras.losses.BinaryCrossentropy(name="bce")
+    w = tf.constant(np.asarray(positive_weights, np.float32))
+
+    def loss(y_true, y_pred):
+        p = tf.clip_by_value(tf.cast(y_pred, tf.float32), 1e-7, 1.0 - 1e-7)
+        y = tf.cast(y_true, tf.float32)
+        return tf.reduce_mean(-(w * y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p)), axis=-1)
+
+    return loss
+
+
+class CnnScorer:
+    """A trained CNN from its model directory: architecture from the manifest, weights from HDF5."""
+
+    def __init__(self, directory: Path, manifest: dict):
+        self.manifest = manifest
+        self.tags = list(manifest["tags"])
+        self.thresholds = np.asarray(manifest["thresholds"], np.float64)
+        self.batch = int(manifest.get("inference_batch", 64))
+        self.model = build_model(Architecture(**manifest["architecture"]), len(self.tags))
+        self.model.load_weights(str(Path(directory) / WEIGHTS))
+
+    def score(self, images: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_tags) float32 sigmoid scores of stored images (n, H, W); bad pixels are already 0."""
+        images = np.asarray(images, np.float32)[..., None]
+        out = [self.model(images[i:i + self.batch], training=False).numpy()
+               for i in range(0, len(images), self.batch)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.tags)), np.float32)
+
+
+def load_scorer(directory: Path, manifest: dict) -> CnnScorer:
+    """The ``cnn`` loader of ``modeldir.LOADERS``."""
+    return CnnScorer(directory, manifest)

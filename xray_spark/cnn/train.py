@@ -1,0 +1,272 @@
+"""`xray-spark train_cnn`: the CNN trained with Horovod on Spark, fed from the `images` table.
+
+The driver freezes a train/validation split by run (``data.split_by_run``) and starts
+``horovod.spark.run``: one Horovod rank per Spark task, ``horovod.num_proc`` of them, talking over
+``horovod.nics``. Each rank reads its own Petastorm shard; gradients are averaged by Horovod's
+DistributedOptimizer; rank 0's initial weights are broadcast; the learning rate is the one-rank
+rate times the number of ranks, reached by a linear warm-up; epoch metrics are averaged over ranks.
+
+Why ``horovod.spark.run`` and not Horovod's KerasEstimator: the estimator copies the DataFrame
+into its own intermediate Parquet store, serialises the model its own way and owns checkpoints,
+so it could not read our `images` table directly, write our model-directory manifest, or resume
+from our checkpoints. ``run`` only starts the ranks; the training loop stays ours and narrow
+(data in, model directory out), so moving to another distributor is a local change.
+
+Rank 0 alone writes: a checkpoint per epoch (model, optimizer state and epoch number, via
+``tf.train.CheckpointManager``), TensorBoard logs, and at the end the model directory
+(``weights.h5`` + ``manifest.json``, see ``xray_spark.modeldir``) with per-tag thresholds chosen on
+the validation runs. A killed training rerun with the same configuration restores the last
+checkpoint and trains only the remaining epochs; ``--fresh`` starts over.
+
+Model directory layout: ``manifest.json``, ``weights.h5``, ``checkpoints/`` (with ``epochs.jsonl``,
+one line per finished epoch), ``tensorboard/``, ``data/`` (the frozen split and ``plan.json``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from xray_spark import evaluate, modeldir, tags as tagmod
+from xray_spark.cnn import data
+from xray_spark.cnn.model import WEIGHTS, Architecture, architecture, build_model, weighted_binary_crossentropy
+from xray_spark.config import to_dict
+
+log = logging.getLogger(__name__)
+
+
+def model_directory(config) -> Path:
+    return modeldir.local_path(config.paths.url("models")) / config.cnn.model_name
+
+
+def weights_digest(model) -> str:
+    """SHA-256 of all weights' bytes: equal on every rank after synchronous training."""
+    digest = hashlib.sha256()
+    for w in model.weights:
+        digest.update(np.ascontiguousarray(w.numpy()).tobytes())
+    return digest.hexdigest()
+
+
+def _epoch_log(path: Path, below: int) -> list[dict]:
+    """Finished-epoch records of ``epochs.jsonl`` with epoch < ``below`` (a later line belongs to
+    an epoch whose checkpoint was never completed)."""
+    if not path.is_file():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in lines if r["epoch"] < below]
+
+
+def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict:
+    """One Horovod rank (runs in a process started by ``horovod.spark.run`` on an executor)."""
+    import horovod.tensorflow as hvd_tf
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    c = config.cnn
+    hvd.init()
+    tf.config.threading.set_intra_op_parallelism_threads(c.threads_per_rank)
+    tf.config.threading.set_inter_op_parallelism_threads(c.threads_per_rank)
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:  # one GPU per rank: the one of its local rank on this node
+        tf.config.experimental.set_memory_growth(gpus[hvd.local_rank()], True)
+        tf.config.set_visible_devices(gpus[hvd.local_rank()], "GPU")
+    if c.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    tf.keras.utils.set_random_seed(c.seed)
+
+    rank, ranks = hvd.rank(), hvd.size()
+    model_dir = Path(plan["model_dir"])
+    ckpt_dir = model_dir / "checkpoints"
+    steps = data.steps_per_epoch(plan["train_rows"], c.batch_size, ranks)
+    model = build_model(Architecture(**plan["architecture"]), len(plan["tags"]))
+    optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.legacy.SGD(c.learning_rate * ranks, momentum=c.momentum))
+    weights = np.asarray(plan["positive_weights"], np.float32) if plan["positive_weights"] else None
+    model.compile(optimizer, weighted_binary_crossentropy(weights))
+
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
+    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=c.keep_checkpoints)
+    latest = hvd_tf.broadcast_object(manager.latest_checkpoint, root_rank=0)
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+    initial_epoch = int(epoch.numpy())
+
+    history = []
+
+    class AverageStatistics(tf.keras.callbacks.Callback):
+        """Averages non-trainable state (batch-norm moving statistics) over ranks after each epoch:
+        gradients keep trainable weights equal, these drift apart with each rank's own data."""
+
+        def on_epoch_end(self, e, logs=None):
+            for w in self.model.non_trainable_weights:
+                w.assign(hvd_tf.allreduce(w, op=hvd_tf.Average, name=f"avg_{w.name}"))
+
+    class EpochEnd(tf.keras.callbacks.Callback):
+        """Times each epoch; rank 0 logs it and checkpoints; stops after ``stop_after_epochs``."""
+
+        def on_epoch_begin(self, e, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, e, logs=None):
+            seconds = time.perf_counter() - self.started
+            record = {"epoch": e, "seconds": seconds, "images_per_s": steps * c.batch_size * ranks / seconds,
+                      **{k: float(v) for k, v in (logs or {}).items()}}
+            history.append(record)
+            if rank == 0:
+                with open(ckpt_dir / "epochs.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                epoch.assign(e + 1)
+                manager.save(checkpoint_number=e + 1)
+            if stop_after_epochs is not None and len(history) >= stop_after_epochs:
+                self.model.stop_training = True
+
+    callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+    if c.warmup_epochs:
+        callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
+            initial_lr=c.learning_rate * ranks, warmup_epochs=c.warmup_epochs, steps_per_epoch=steps, verbose=0))
+    callbacks += [AverageStatistics(), EpochEnd()]  # EpochEnd last: averaged logs and weights
+    if rank == 0:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        callbacks.append(tf.keras.callbacks.TensorBoard(str(model_dir / "tensorboard"), profile_batch=0))
+
+    if initial_epoch < c.epochs:
+        with data.training_batches(plan["train_url"], plan["tags"], rank=rank, ranks=ranks,
+                                   batch_size=c.batch_size, shuffle_buffer=c.shuffle_buffer,
+                                   seed=c.seed + 1000 * initial_epoch, workers=c.reader_workers) as batches:
+            model.fit(batches, steps_per_epoch=steps, epochs=c.epochs, initial_epoch=initial_epoch,
+                      callbacks=callbacks, verbose=0)
+    finished = initial_epoch + len(history) >= c.epochs
+    result = {"rank": rank, "ranks": ranks, "initial_epoch": initial_epoch, "history": history,
+              "steps_per_epoch": steps, "iterations": int(optimizer.iterations.numpy()),
+              "weights_digest": weights_digest(model), "finished": finished}
+    if rank == 0 and finished:
+        result["manifest"] = _write_model(model, config, plan, ranks, steps,
+                                          _epoch_log(ckpt_dir / "epochs.jsonl", c.epochs), result["weights_digest"])
+    return result
+
+
+def _write_model(model, config, plan, ranks, steps, epochs, digest) -> dict:
+    """Rank 0: thresholds and AP on the validation runs, then weights.h5 and manifest.json."""
+    c = config.cnn
+    labels, scores = data.score_table(model, plan["validation_url"], plan["tags"], c.inference_batch)
+    thresholds = modeldir.choose_thresholds(labels, scores)
+    validation = evaluate.evaluate(scores, labels, plan["tags"], method="cnn", label_set=c.tag_set,
+                                   n_train_images=plan["train_rows"])
+    model_dir = Path(plan["model_dir"])
+    tmp = model_dir / f".{WEIGHTS}.tmp"
+    model.save_weights(str(tmp), save_format="h5")
+    tmp.replace(model_dir / WEIGHTS)
+    manifest = {
+        "kind": "cnn", "model_id": f"{c.model_name}-{digest[:12]}", "tags": plan["tags"],
+        "thresholds": [float(t) for t in thresholds],
+        "input": {"height": plan["stored_size"][0], "width": plan["stored_size"][1]},
+        "preprocessing": {**to_dict(config)["preprocess"], "stored_size": plan["stored_size"],
+                          "model_resize": "area, first layer of the model"},
+        "architecture": plan["architecture"], "inference_batch": c.inference_batch,
+        "training": {"images_url": plan["images_url"], "train_rows": plan["train_rows"],
+                     "validation_rows": plan["validation_rows"], "validation_runs": plan["validation_runs"],
+                     "train_positives": plan["train_positives"], "positive_weights": plan["positive_weights"],
+                     "ranks": ranks, "steps_per_epoch": steps, "cnn": to_dict(config)["cnn"], "epochs": epochs,
+                     "wall_time_s": sum(e["seconds"] for e in epochs)},
+        "metrics": {"validation": {"mAP": validation.mean_ap, "images": validation.n_images,
+                                   "ap": {t: None if math.isnan(a) else a  # None: no positives
+                                          for t, a in zip(validation.labels, validation.ap)}}},
+    }
+    modeldir.write_manifest(model_dir, manifest)
+    return json.loads((model_dir / modeldir.MANIFEST).read_text())
+
+
+def prepare(spark, config, images_url: str, fresh: bool = False) -> dict:
+    """The training plan: a new split by run, or the saved one when resuming from a checkpoint."""
+    c = config.cnn
+    model_dir = model_directory(config)
+    if fresh:
+        for name in ("checkpoints", "tensorboard", "data", WEIGHTS, modeldir.MANIFEST):
+            path = model_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    tag_set = tagmod.resolve(c.tag_set)
+    arch = dataclasses.asdict(architecture(c))
+    plan_path = model_dir / "data" / "plan.json"
+    if plan_path.is_file() and (model_dir / "checkpoints" / "checkpoint").is_file():
+        plan = json.loads(plan_path.read_text())
+        changed = [k for k, v in (("images_url", images_url), ("tags", tag_set), ("architecture", arch))
+                   if plan[k] != v]
+        if changed:
+            raise ValueError(f"{model_dir} holds a checkpoint of a training with other {', '.join(changed)}; "
+                             "rerun with --fresh to start over, or set cnn.model_name to train another model")
+        log.info("resuming %s from its last checkpoint", model_dir)
+        return plan
+    split = data.split_by_run(spark, images_url, (model_dir / "data").resolve().as_uri(), tag_set,
+                              fraction=c.validation_fraction, seed=c.seed, ranks=config.horovod.num_proc,
+                              row_group_size_mb=config.tables.row_group_size_mb)
+    sizes = (spark.read.parquet(split["train_url"]).groupBy("height", "width").count()
+             .orderBy("count", ascending=False).first())
+    plan = {**split, "model_dir": str(model_dir), "tags": tag_set, "architecture": arch,
+            "stored_size": [int(sizes["height"]), int(sizes["width"])],
+            "positive_weights": None if c.positive_weights == "none" else
+            data.positive_weights(split["train_positives"], split["train_rows"], c.max_positive_weight).tolist()}
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    plan_path.write_text(json.dumps(plan, indent=2) + "\n")
+    return plan
+
+
+def train(spark, config, images_url: str, *, stop_after_epochs: int | None = None, fresh: bool = False) -> list[dict]:
+    """Plan, then train on ``horovod.num_proc`` ranks; returns each rank's result (rank order)."""
+    import horovod.spark
+
+    from xray_spark.spark import stage
+
+    with stage(spark, "train_cnn: split by run", config):
+        plan = prepare(spark, config, images_url, fresh)
+    n = config.horovod.num_proc
+    with stage(spark, f"train_cnn: Horovod training on {n} ranks", config):
+        results = horovod.spark.run(train_rank, args=(config, plan, stop_after_epochs), num_proc=n,
+                                    nics=set(config.horovod.nics), start_timeout=config.horovod.start_timeout_s,
+                                    verbose=0)
+    return sorted(results, key=lambda r: r["rank"])
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--images", metavar="URL", help="images table to train on (default: paths.images)")
+    parser.add_argument("--stop-after-epochs", type=int, metavar="N",
+                        help="train at most N epochs in this invocation, then stop (a rerun resumes)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard this model's checkpoints and split, and start over")
+
+
+def run(config, args) -> int:
+    from xray_spark.logs import summary
+    from xray_spark.spark import build_session
+
+    if args.stop_after_epochs is not None and args.stop_after_epochs < 1:
+        print(f"xray-spark train_cnn: --stop-after-epochs = {args.stop_after_epochs}: must be >= 1", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    spark = build_session(config, "train_cnn")
+    try:
+        results = train(spark, config, args.images or config.paths.url("images"),
+                        stop_after_epochs=args.stop_after_epochs, fresh=args.fresh)
+    except (ValueError, OSError) as e:  # no usable split or checkpoint: say why, no traceback
+        print(f"xray-spark train_cnn: {e}", file=sys.stderr)
+        return 2
+    finally:
+        spark.stop()
+    first = results[0]
+    seen = len(first["history"]) * first["steps_per_epoch"] * config.cnn.batch_size * first["ranks"]
+    epochs_done = first["initial_epoch"] + len(first["history"])
+    if first["finished"]:
+        m = first["manifest"]
+        print(f"model {m['model_id']} in {model_directory(config)}: validation mAP "
+              f"{m['metrics']['validation']['mAP']:.4f} on {m['metrics']['validation']['images']} images")
+    else:
+        print(f"stopped after epoch {epochs_done}/{config.cnn.epochs}; rerun the same command to resume")
+    summary("train_cnn", time.monotonic() - started, "images", read=seen)
+    return 0

@@ -1,0 +1,152 @@
+"""`xray-spark predict`: score an `images` table (synthetic or archive) with any model directory.
+
+The model (CNN or bag of features, see ``xray_spark.modeldir``) is loaded once per executor
+Python worker (Spark reuses workers between tasks, and ``_scorer`` caches the loaded model), then
+scores the Arrow batches of its partitions (``mapInArrow``): the driver never sees an image.
+Every row of the input gets one row in the `predictions` table (``schema.PREDICTIONS``): per-tag
+scores, the tags at or above the model's per-tag thresholds (chosen on validation when the model
+was trained), the true labels when the image is labelled, or the reason it could not be scored.
+The table is written with ``schema.write_table``: a rerun replaces it, never appends.
+
+When the scored images are labelled, the job also prints AP per tag and mAP
+(``evaluate.results_table``) and can write them as JSON (``--evaluation``).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from xray_spark import evaluate, modeldir, schema, tags as tagmod
+
+log = logging.getLogger(__name__)
+
+INPUT_COLUMNS = ["image_id", "run_id", "height", "width", "image", "mask", "tags", "labelled"]
+
+
+@functools.lru_cache(maxsize=2)
+def _scorer(directory: str, model_id: str):
+    """The model of ``directory``, loaded once per Python worker (keyed by model id too, so a
+    retrained model in the same directory is reloaded)."""
+    return modeldir.load(directory)
+
+
+def _row_error(image: bytes, mask: bytes, height: int, width: int) -> str | None:
+    if height <= 0 or width <= 0:
+        return f"image shape {height}x{width} is not positive"
+    if len(image) != 4 * height * width:
+        return f"image has {len(image)} bytes, expected {4 * height * width} (float32, {height}x{width})"
+    if len(mask) != height * width:
+        return f"mask has {len(mask)} bytes, expected {height * width} (uint8, {height}x{width})"
+    return None
+
+
+def score_batch(batch: pa.RecordBatch, scorer) -> pa.RecordBatch:
+    """One Arrow batch of the `images` table -> the matching batch of the `predictions` table."""
+    rows = batch.to_pydict()
+    n = batch.num_rows
+    index = [tagmod.names().index(t) for t in scorer.tags]
+    errors = [_row_error(*r) for r in zip(rows["image"], rows["mask"], rows["height"], rows["width"])]
+    scores: list = [None] * n
+    shapes = {(rows["height"][i], rows["width"][i]) for i in range(n) if errors[i] is None}
+    for h, w in shapes:  # one forward pass per stored image size in the batch
+        members = [i for i in range(n) if errors[i] is None and (rows["height"][i], rows["width"][i]) == (h, w)]
+        images = schema.decode_images([rows["image"][i] for i in members], h, w)
+        masks = schema.decode_masks([rows["mask"][i] for i in members], h, w)
+        for i, s in zip(members, scorer.score(images, masks)):
+            scores[i] = np.asarray(s, np.float32)
+    predicted = [None if s is None else modeldir.predicted_tags(s[None, :], scorer.thresholds, scorer.tags)[0]
+                 for s in scores]
+    labels = [np.asarray(t, np.int8)[index] if lab else None for t, lab in zip(rows["tags"], rows["labelled"])]
+    return pa.RecordBatch.from_pydict({
+        "image_id": rows["image_id"], "run_id": rows["run_id"],
+        "model_id": [scorer.manifest["model_id"]] * n, "model_kind": [scorer.manifest["kind"]] * n,
+        "scored_tags": [scorer.tags] * n, "scores": scores, "tag_names": predicted, "labels": labels,
+        "error": errors,
+    }, schema=schema.PREDICTIONS)
+
+
+def score_batches(batches, directory: str, model_id: str):
+    """mapInArrow function: load (or reuse) the model, score every batch."""
+    scorer = _scorer(directory, model_id)
+    for batch in batches:
+        yield score_batch(batch, scorer)
+
+
+def model_path(config, model: str) -> Path:
+    """A model directory from a path or ``file://`` URL, or a name under ``paths.models``."""
+    path = modeldir.local_path(model)
+    if (path / modeldir.MANIFEST).is_file():
+        return path.resolve()
+    return modeldir.local_path(config.paths.url("models")) / model
+
+
+def predict(spark, config, model: str, images_url: str, output_url: str) -> dict:
+    """Score ``images_url`` with ``model``, write ``output_url``; returns counts and, when the images
+    are labelled, the evaluation (``evaluate.Results``)."""
+    from xray_spark.spark import stage
+
+    directory = model_path(config, model)
+    manifest = modeldir.read_manifest(directory)  # a bad model directory fails here, on the driver
+    images = spark.read.parquet(images_url).select(*INPUT_COLUMNS)
+    scored = images.mapInArrow(functools.partial(score_batches, directory=str(directory),
+                                                 model_id=manifest["model_id"]),
+                               schema.spark_schema(schema.PREDICTIONS))
+    with stage(spark, f"predict: {manifest['model_id']}", config):
+        schema.write_table(scored, output_url, config.tables.row_group_size_mb)
+    table = spark.read.parquet(output_url)
+    counts = table.selectExpr("count(*) AS rows", "count(error) AS errors",
+                              "count_if(labels IS NOT NULL AND error IS NULL) AS labelled").first()
+    result = {"model_id": manifest["model_id"], "rows": counts["rows"], "errors": counts["errors"],
+              "labelled": counts["labelled"], "evaluation": None}
+    if counts["labelled"]:
+        # scores and labels of the labelled rows: n x n_tags numbers, a small aggregate
+        pairs = table.filter("labels IS NOT NULL AND error IS NULL").select("scores", "labels").toPandas()
+        result["evaluation"] = evaluate.evaluate(
+            np.stack(pairs["scores"].to_numpy()), np.stack(pairs["labels"].to_numpy()), manifest["tags"],
+            method=manifest["kind"], label_set=f"{len(manifest['tags'])} tags of {manifest['model_id']}",
+            n_train_images=manifest.get("training", {}).get("train_rows"))
+    return result
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, metavar="NAME|DIR",
+                        help="model directory, or its name under paths.models (e.g. cnn)")
+    parser.add_argument("--images", metavar="URL", help="images table to score (default: paths.images)")
+    parser.add_argument("--output", metavar="URL",
+                        help="predictions table to write (default: paths.predictions/<model name>)")
+    parser.add_argument("--evaluation", metavar="FILE", help="also write AP per tag and mAP as JSON here")
+
+
+def run(config, args) -> int:
+    from xray_spark.logs import summary
+    from xray_spark.spark import build_session
+
+    started = time.monotonic()
+    directory = model_path(config, args.model)
+    try:
+        modeldir.read_manifest(directory)  # fail before Spark starts
+    except modeldir.ModelDirError as e:
+        print(f"xray-spark predict: {e}", file=sys.stderr)
+        return 2
+    output = args.output or f"{config.paths.url('predictions').rstrip('/')}/{directory.name}"
+    spark = build_session(config, "predict")
+    try:
+        result = predict(spark, config, str(directory), args.images or config.paths.url("images"), output)
+    finally:
+        spark.stop()
+    if result["evaluation"] is not None:
+        print(evaluate.results_table([result["evaluation"]]), end="")
+        if args.evaluation:
+            Path(args.evaluation).write_text(result["evaluation"].to_json() + "\n")
+    print(f"predictions of {result['model_id']} written to {output}")
+    if result["errors"]:
+        log.warning("%d images could not be scored: see the error column of %s", result["errors"], output)
+    summary("predict", time.monotonic() - started, "images", read=result["rows"],
+            written=result["rows"] - result["errors"], quarantined=result["errors"])
+    return 0
