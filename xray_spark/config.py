@@ -153,9 +153,9 @@ class SimulateConfig:
     detectors: dict[str, float] = _opt({"Pilatus1M": 0.25, "Pilatus300k": 0.15, "Eiger1M": 0.15,
                                         "Photonics CCD": 0.25, "MarCCD": 0.2},
                                        "weights of the detector models (pyFAI names, Photonics CCD, MarCCD)")
-    materials: dict[str, float] = _opt({"AgBH": 0.5, "PS-PMMA": 1.5, "Superlattice": 1.0, "Nanoporous": 0.5,
-                                        "MWCNT": 0.5, "LaB6": 0.5, "SiO2": 0.7, "PDMS": 0.4,
-                                        "PCBM": 0.5, "P3HT": 1.5, "Rubrene": 0.8},
+    materials: dict[str, float] = _opt({"AgBH": 0.5, "PS-PMMA": 1.5, "Superlattice": 0.8, "Grating": 0.6,
+                                        "Nanoporous": 0.4, "MWCNT": 0.5, "LaB6": 0.5, "Silicon": 0.6, "SiO2": 0.6,
+                                        "PDMS": 0.4, "PCBM": 0.5, "P3HT": 1.8, "Rubrene": 0.8, "Empty cell": 0.15},
                                        "weights of the sample materials (tags); each is drawn among those its geometry allows")
     beamstops: dict[str, float] = _opt({"Linear beamstop": 0.6, "Circular beamstop": 0.25, "none": 0.15},
                                        "weights of the beamstop kinds (tags, or none)")
@@ -166,16 +166,23 @@ class SimulateConfig:
     wavelength_m: list[float] = _opt([0.8e-10, 1.6e-10], "[min, max] X-ray wavelength, metres (log-uniform)")
     incidence_deg: list[float] = _opt([0.08, 0.3], "[min, max] grazing incidence angle, degrees")
     critical_deg: list[float] = _opt([0.07, 0.16], "[min, max] critical angle of the film, degrees")
-    exposure_counts: list[float] = _opt([3.0, 3.0e5], "[min, max] counts per raw pixel of unit scattering (log-uniform)")
-    background_counts: list[float] = _opt([0.2, 50.0], "[min, max] background counts per raw pixel (log-uniform)")
-    artifacts: dict[str, float] = _opt({"2D detector obstruction": 0.08, "Object obstruction": 0.05},
+    exposure_counts: list[float] = _opt([5.0, 5.0e4], "[min, max] counts per raw pixel of unit scattering (log-uniform)")
+    background_counts: list[float] = _opt([0.1, 60.0], "[min, max] background counts per raw pixel (log-uniform)")
+    artifacts: dict[str, float] = _opt({"2D detector obstruction": 0.08, "Object obstruction": 0.05,
+                                        "Point detector obstruction": 0.03, "Beam streaking": 0.05, "Parasitic slit scattering": 0.02,
+                                        "Asymmetric (left/right)": 0.08, "Blocked": 0.02, "Bad beam shape": 0.1,
+                                        "Smearred horizon": 0.08},
                                        "probability of each artifact (tags) per image")
+    substrate_halo: float = _opt(0.5, "probability a GIWAXS film shows its substrate's amorphous SiO2 halo", min=0.0, max=1.0)
+    substrate_peak: float = _opt(0.3, "probability a GIWAXS film shows its Si(001) substrate's (111) Bragg peak", min=0.0, max=1.0)
     dead_fraction: float = _opt(2e-4, "fraction of rendered pixels that are dead (masked)", min=0.0, max=0.1)
     snr_min: float = _opt(5.0, "a feature is visible when its signal to noise over its visible support reaches this", min=0.0)
     contrast_min: float = _opt(0.15, "... and its signal over the local background reaches this fraction", min=0.0)
     support_fraction: float = _opt(0.5, "a feature's support: pixels at >= this fraction of its own maximum", min=0.01, max=1.0)
     min_pixels: int = _opt(4, "fewest visible rendered pixels a feature, beamstop or obstruction needs", min=1)
+    eye_pixels: int = _opt(25, "stored pixels over which the eye integrates a feature's signal (SNR rule)", min=1)
     many_rings: int = _opt(5, "visible rings from which an image is tagged Many rings", min=2)
+    many_peaks: int = _opt(10, "visible peaks from which an image is tagged Peaks: Many/field (else Isolated)", min=2)
     weak_counts: float = _opt(5.0, "Weak scattering: 99th percentile of the sample's counts per raw pixel below this", min=0.0)
     strong_counts: float = _opt(2.0e4, "Strong scattering: 99th percentile of the sample's counts at or above this", min=0.0)
     high_background_counts: float = _opt(20.0, "High background: median background at or above this and above the sample's",
@@ -274,53 +281,7 @@ class NightlyConfig:
     review_count: int = _opt(16, "least confident images listed for review per model in the nightly summary", min=0)
 
 
-@dataclass
-class SimulateConfig:
-    n_images: int = _opt(1000, "images `xray-spark generate` makes (--n overrides)", min=1)
-    seed: int = _opt(0, "global seed: image i of seed s is the same bytes on any cluster (--seed overrides)", min=0)
-    images_per_task: int = _opt(256, "images per Spark task (one Arrow batch per 16); bounds task memory", min=1)
-    render_size: int = _opt(256, "side of the square grid the detector frame is rendered on; = tables.image_size is fastest",
-                            min=32, max=2048)
-    beamtime: str = _opt("synthetic", "beamtime column of generated rows")
-    images_per_run: int = _opt(100, "consecutive images sharing a run_id (runs are the unit of train/validation splits)", min=1)
-    geometries: dict[str, float] = _opt({"TSAXS": 0.2, "TWAXS": 0.2, "GISAXS": 0.3, "GIWAXS": 0.3},
-                                        "weights of the experiment geometries (tags)")
-    detectors: dict[str, float] = _opt({"Pilatus1M": 0.25, "Pilatus300k": 0.15, "Eiger1M": 0.15,
-                                        "Photonics CCD": 0.25, "MarCCD": 0.2},
-                                       "weights of the detector models (pyFAI names, Photonics CCD, MarCCD)")
-    materials: dict[str, float] = _opt({"AgBH": 0.5, "PS-PMMA": 1.5, "Superlattice": 0.8, "Grating": 0.6,
-                                        "Nanoporous": 0.4, "MWCNT": 0.5, "LaB6": 0.5, "Silicon": 0.4, "SiO2": 0.6,
-                                        "PDMS": 0.4, "PCBM": 0.5, "P3HT": 1.5, "Rubrene": 0.8},
-                                       "weights of the sample materials (tags); each is drawn among those its geometry allows")
-    beamstops: dict[str, float] = _opt({"Linear beamstop": 0.6, "Circular beamstop": 0.25, "none": 0.15},
-                                       "weights of the beamstop kinds (tags, or none)")
-    beam_off_image_saxs: float = _opt(0.1, "probability the direct beam lies outside the frame in SAXS/GISAXS", min=0.0, max=1.0)
-    beam_off_image_waxs: float = _opt(0.6, "probability the direct beam lies outside the frame in WAXS/GIWAXS", min=0.0, max=1.0)
-    saxs_distance_m: list[float] = _opt([1.0, 6.0], "[min, max] sample-detector distance in SAXS, metres")
-    waxs_distance_m: list[float] = _opt([0.08, 0.3], "[min, max] sample-detector distance in WAXS, metres")
-    wavelength_m: list[float] = _opt([0.8e-10, 1.6e-10], "[min, max] X-ray wavelength, metres (log-uniform)")
-    incidence_deg: list[float] = _opt([0.08, 0.3], "[min, max] grazing incidence angle, degrees")
-    critical_deg: list[float] = _opt([0.07, 0.16], "[min, max] critical angle of the film, degrees")
-    exposure_counts: list[float] = _opt([5.0, 5.0e4], "[min, max] counts per raw pixel of unit scattering (log-uniform)")
-    background_counts: list[float] = _opt([0.1, 30.0], "[min, max] background counts per raw pixel (log-uniform)")
-    artifacts: dict[str, float] = _opt({"2D detector obstruction": 0.08, "Object obstruction": 0.05,
-                                        "Point detector obstruction": 0.03, "Beam streaking": 0.05,
-                                        "Asymmetric (left/right)": 0.08, "Blocked": 0.02, "Bad beam shape": 0.1,
-                                        "Smearred horizon": 0.08},
-                                       "probability of each artifact (tags) per image")
-    substrate_halo: float = _opt(0.5, "probability a GIWAXS film shows its substrate's amorphous SiO2 halo", min=0.0, max=1.0)
-    dead_fraction: float = _opt(2e-4, "fraction of rendered pixels that are dead (masked)", min=0.0, max=0.1)
-    snr_min: float = _opt(5.0, "a feature is visible when its signal to noise over its visible support reaches this", min=0.0)
-    contrast_min: float = _opt(0.15, "... and its signal over the local background reaches this fraction", min=0.0)
-    support_fraction: float = _opt(0.5, "a feature's support: pixels at >= this fraction of its own maximum", min=0.01, max=1.0)
-    min_pixels: int = _opt(4, "fewest visible rendered pixels a feature, beamstop or obstruction needs", min=1)
-    eye_pixels: int = _opt(25, "stored pixels over which the eye integrates a feature's signal (SNR rule)", min=1)
-    many_rings: int = _opt(5, "visible rings from which an image is tagged Many rings", min=2)
-    many_peaks: int = _opt(8, "visible peaks from which an image is tagged Peaks: Many/field (else Isolated)", min=2)
-    weak_counts: float = _opt(5.0, "Weak scattering: 99th percentile of the sample's counts per raw pixel below this", min=0.0)
-    strong_counts: float = _opt(2.0e4, "Strong scattering: 99th percentile of the sample's counts at or above this", min=0.0)
-    high_background_counts: float = _opt(20.0, "High background: median background at or above this and above the sample's",
-                                         min=0.0)
+
 
 
 @dataclass

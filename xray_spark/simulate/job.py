@@ -62,6 +62,9 @@ def run(config, args) -> int:
     if "://" not in url:
         url = Path(url).resolve().as_uri()
     n = args.n or config.simulate.n_images
+    from pyspark.sql import SparkSession
+
+    owned = SparkSession.getActiveSession() is None        # a notebook's or test's session is left running
     spark = build_session(config, "generate")
     try:
         started = time.monotonic()
@@ -76,5 +79,6 @@ def run(config, args) -> int:
         print(summary("generate", seconds, "images", written=n) +
               f"; {size / n / 1024:.1f} KiB per stored image; table {url}")
     finally:
-        spark.stop()
+        if owned:
+            spark.stop()
     return 0

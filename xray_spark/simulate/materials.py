@@ -24,6 +24,7 @@ materials' real ones (inverse angstrom):
   a line of peaks in transmission.
 - MWCNT: graphitic (002) at 1.84 (d = 3.4 A); aligned tubes give oriented streaks at low q.
 - Nanoporous: pores with a broad correlation peak and Porod scattering.
+- Empty cell: no sample, only the Kapton windows of the cell.
 """
 from __future__ import annotations
 
@@ -91,6 +92,18 @@ def bragg_rods(qs, amps, sigma, xi_z, amp, tags):
             "orders": list(range(1, len(qs) + 1))}
 
 
+def film_spots(rng, q_xy, q_z, h_max, l_max, sigma_q, tags=(), lattice="main"):
+    """Spots of a film lattice at (+-h q_xy, l q_z), h <= h_max, 1 <= l <= l_max, falling with order."""
+    positions, orders = [], []
+    for h in range(0, h_max + 1):
+        for l in range(1, l_max + 1):
+            amp = float(rng.uniform(0.3, 1.0)) / (h + l) ** float(rng.uniform(0.8, 1.5))
+            for sign in ((-1, 1) if h else (1,)):
+                positions.append((sign * h * q_xy, l * q_z, amp))
+                orders.append(max(h, l))
+    return spots(positions, sigma_q, tags, lattice, orders)
+
+
 def oriented_halo(rng, q0, xi, amp, film):
     """An amorphous halo, isotropic or (stretched, rubbed films) oriented."""
     kind = rng.choice(["iso", "z", "xy", "aniso"], p=[0.7, 0.1, 0.1, 0.1] if film else [0.8, 0.07, 0.07, 0.06])
@@ -105,20 +118,31 @@ def oriented_halo(rng, q0, xi, amp, film):
 # ---------------------------------------------------------------- calibrants and inorganics
 
 def agbh(rng, geometry):
-    return ["AgBH", "Powder"], lattice_rings("lamellar", 0.1076, int(rng.integers(6, 24)), rng.uniform(400, 1500),
-                                              rng.uniform(0.6, 1.4))
+    rings = lattice_rings("lamellar", 0.1076, int(rng.integers(6, 24)), rng.uniform(400, 1500), rng.uniform(0.6, 1.4))
+    return ["AgBH", "Powder"], rings + (doubled(rings[:3], rng) if rng.random() < 0.1 else [])
+
+
+def doubled(rings, rng, tag="Ring doubling"):
+    """A second phase or strained layer: each ring again at q (1 + delta), resolved (delta >= 3 sigma / q)."""
+    delta = max(float(rng.uniform(0.01, 0.03)), 3 * max(r["sigma"] / r["q0"] for r in rings))
+    return [dict(r, q0=r["q0"] * (1 + delta), amp=r["amp"] * float(rng.uniform(0.4, 1.0)), tags=[tag],
+                 lattice="second") for r in rings]
 
 
 def lab6(rng, geometry):
     rings = lattice_rings("cubic", 1.5115, int(rng.integers(4, 12)), rng.uniform(500, 2000), rng.uniform(0.2, 0.6))
-    if rng.random() < 0.25:                  # coarse grains: each ring is a necklace of spots
+    if rng.random() < 0.3:                   # coarse grains: rings break up into spots
+        few = rng.random() < 0.4
         positions, orders = [], []
         for r in rings:
-            chis = rng.uniform(-np.pi, np.pi, int(rng.integers(8, 30)))
+            chis = rng.uniform(-np.pi, np.pi, int(rng.integers(2, 6) if few else rng.integers(12, 40)))
             positions += [(r["q0"], c, r["amp"] * rng.uniform(2, 6)) for c in chis]
             orders += [r["order"]] * len(chis)
-        return ["LaB6", "Polycrystalline"], [spots(positions, rings[0]["sigma"], ["Ring: Spotted"], "main",
+        return ["LaB6", "Polycrystalline"], [spots(positions, rings[0]["sigma"],
+                                                   ["Peaks: Along ring"] if few else ["Ring: Spotted"], "main",
                                                    orders, peaks=False)]
+    if rng.random() < 0.15:
+        rings += doubled(rings, rng)
     return ["LaB6", "Powder"], rings
 
 
@@ -156,9 +180,12 @@ def mwcnt(rng, geometry):
     if geometry in SAXS:
         xi = rng.uniform(50, 200)
         if aligned:
-            chi0 = 0.0 if rng.random() < 0.5 else 90 * DEG
-            tag = "Diffuse low-q: Oriented z" if chi0 == 0.0 else "Diffuse low-q: Oriented xy"
-            return ["MWCNT"], [diffuse(xi, 3.0, 1.0, chi0, rng.uniform(3, 10), [tag])]
+            kind = int(rng.choice(4, p=[0.3, 0.3, 0.2, 0.2]))
+            chi0 = [0.0, 90 * DEG, float(rng.uniform(20, 70) * DEG), float(rng.uniform(0, 180) * DEG)][kind]
+            kappa = float(rng.uniform(0.5, 1.2)) if kind == 3 else float(rng.uniform(3, 10))
+            tag = ["Diffuse low-q: Oriented z", "Diffuse low-q: Oriented xy", "Diffuse low-q: Oriented other",
+                   "Diffuse low-q: Anisotropic"][kind]
+            return ["MWCNT"], [diffuse(xi, 3.0, 1.0, chi0, kappa, [tag])]
         return ["MWCNT"], [diffuse(xi, 3.0, 1.0)]
     chi0, kappa, fold, tag = (90 * DEG, float(rng.uniform(3, 12)), 2, "Ring: Oriented xy") if aligned \
         else (0.0, 0.0, 2, "Ring: Isotropic")
@@ -171,7 +198,7 @@ def mwcnt(rng, geometry):
 def p3ht(rng, geometry):
     """Edge-on (lamellae along q_z), face-on or isotropic P3HT crystallites; often blended with PCBM."""
     film = geometry.startswith("GI")
-    chi0, kappa, fold, tag = texture(rng, film, 0.0, [0.2, 0.3, 0.5, 0.0] if film else [0.5, 0.3, 0.2, 0.0])
+    chi0, kappa, fold, tag = texture(rng, film, 0.0, [0.15, 0.2, 0.65, 0.0] if film else [0.4, 0.3, 0.3, 0.0])
     feats = lattice_rings("lamellar", rng.uniform(0.37, 0.40), int(rng.integers(1, 4)), rng.uniform(80, 250),
                           rng.uniform(1.0, 2.5), chi0, kappa, fold, tag)
     pi_chi = chi0 + 90 * DEG if kappa else 0.0
@@ -216,7 +243,8 @@ def ps_pmma(rng, geometry):
     tags = ["PS-PMMA", "Block-copolymer", "Polymer"]
     feats = [diffuse(rng.uniform(100, 400), 4.0, rng.uniform(0.02, 0.1), tags=())]
     if geometry == "GISAXS":
-        morphology = rng.choice(["vertical", "parallel", "lattice", "grains"], p=[0.35, 0.2, 0.3, 0.15])
+        morphology = rng.choice(["vertical", "parallel", "lattice", "row", "column", "grains"],
+                                p=[0.25, 0.15, 0.3, 0.1, 0.05, 0.15])
         qs = lattice_q(kind, q1, orders)
         amps = [float(n + 1) ** -rng.uniform(0.8, 2.0) for n in range(orders)]
         if morphology == "vertical":          # standing lamellae/cylinders: Bragg rods at q_xy = q_n
@@ -226,22 +254,24 @@ def ps_pmma(rng, geometry):
             feats.append(spots([(0.0, q, a) for q, a in zip(lattice_q("lamellar", q1, orders), amps)],
                                scherrer_width(domain), ["Specular rod peaks"], "main", range(1, orders + 1),
                                peaks=False))
-        elif morphology == "lattice":         # spheres / lying cylinders: a lattice of spots
-            positions, spot_orders = [], []
-            for h in range(0, 4):
-                for l in range(0, 4):
-                    if h == l == 0:
-                        continue
-                    amp = rng.uniform(0.3, 1.0) / (1 + h + l) ** rng.uniform(0.8, 1.5)
-                    for sign in ((-1, 1) if h else (1,)):
-                        positions.append((sign * h * q1, l * q1 * rng.uniform(0.9, 1.3), amp))
-                        spot_orders.append(max(h, l))
-            feats.append(spots(positions, scherrer_width(domain), [], "main", spot_orders))
+        elif morphology == "lattice":         # spheres or lying cylinders in grains: a few lattice spots
+            feats.append(film_spots(rng, q1, q1 * rng.uniform(0.9, 1.3), int(rng.integers(1, 3)),
+                                    int(rng.integers(1, 3)), scherrer_width(domain)))
+        elif morphology == "row":             # standing cylinders of finite height: a row of peaks along q_xy
+            qz = 2 * np.pi / rng.uniform(200, 600)
+            positions = [(sign * q, qz, a) for q, a in zip(qs, amps) for sign in (-1, 1)]
+            feats.append(spots(positions, scherrer_width(domain), ["Peaks: Line xy"], "main",
+                               [n + 1 for n in range(orders) for _ in (0, 1)], peaks=False))
+        elif morphology == "column":          # stacked layers with in-plane order: a line of peaks along q_z
+            positions = [(sign * q1, l * q1 * rng.uniform(0.95, 1.05), float(l) ** -1.2)
+                         for l in range(1, orders + 1) for sign in (-1, 1)]
+            feats.append(spots(positions, scherrer_width(domain), ["Peaks: Line z"], "main",
+                               [l for l in range(1, orders + 1) for _ in (0, 1)], peaks=False))
         else:
             chi0, kappa, fold, tag = texture(rng, True, 90 * DEG)
             feats += lattice_rings(kind, q1, orders, domain, rng.uniform(0.8, 2.0), chi0, kappa, fold, tag)
         return tags, feats
-    chi0, kappa, fold, tag = texture(rng, False, 90 * DEG)
+    chi0, kappa, fold, tag = texture(rng, False, float(rng.choice([0.0, 90 * DEG])))   # shear aligns either way
     return tags, feats + lattice_rings(kind, q1, orders, domain, rng.uniform(0.8, 2.0), chi0, kappa, fold, tag)
 
 
@@ -252,7 +282,12 @@ def superlattice(rng, geometry):
     q1 = 2 * np.pi / nn * (np.sqrt(1.5) if kind == "fcc" else np.sqrt(1.5))
     feats = [{"kind": "form_factor", "radius": float(radius), "polydispersity": float(rng.uniform(0.05, 0.15)),
               "amp": 1.0, "tags": ["Diffuse low-q: Isotropic"]}]
-    if rng.random() < 0.8:
+    if geometry == "GISAXS" and rng.random() < 0.5:     # an oriented film of the superlattice
+        feats.append(film_spots(rng, q1, q1 * rng.uniform(0.8, 1.2), int(rng.integers(1, 3)), int(rng.integers(1, 3)),
+                                scherrer_width(rng.uniform(500, 2000))))
+        for position in feats[-1]["positions"]:
+            position[2] *= float(rng.uniform(2.0, 6.0))
+    elif rng.random() < 0.8:
         feats += lattice_rings(kind, q1, int(rng.integers(2, 8)), rng.uniform(500, 2000), rng.uniform(0.5, 1.5),
                                amp=rng.uniform(1.0, 4.0))
     return ["Superlattice", "Composite"], feats
@@ -278,9 +313,16 @@ def nanoporous(rng, geometry):
                             diffuse(rng.uniform(200, 600), 4.0, 1.0)]
 
 
+def empty_cell(rng, geometry):
+    """No sample: only the cell's Kapton windows (broad peak near 0.4, halo near 1.2) over air scattering."""
+    return ["Empty cell"], [halo(rng.uniform(0.38, 0.42), rng.uniform(15, 30), rng.uniform(0.01, 0.05), tags=()),
+                            halo(rng.uniform(1.1, 1.3), rng.uniform(2, 4), rng.uniform(0.01, 0.05), tags=())]
+
+
 MATERIALS = {
     "AgBH": (("TSAXS",), agbh), "LaB6": (("TWAXS",), lab6), "Silicon": (("TWAXS",), silicon),
     "SiO2": (WAXS, sio2), "PDMS": (WAXS, pdms), "PCBM": (WAXS, pcbm), "P3HT": (WAXS, p3ht),
     "Rubrene": (WAXS, rubrene), "MWCNT": (SAXS + WAXS, mwcnt), "PS-PMMA": (SAXS, ps_pmma),
     "Superlattice": (SAXS, superlattice), "Grating": (SAXS, grating), "Nanoporous": (SAXS, nanoporous),
+    "Empty cell": (("TSAXS", "TWAXS"), empty_cell),
 }

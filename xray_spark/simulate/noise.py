@@ -68,8 +68,9 @@ def detect(expected: np.ndarray, det, k: float, rng: np.random.Generator) -> np.
     """
     counts = poisson(expected * np.float32(k), rng) / np.float32(k)
     if not det.photon_counting:
+        levels = (rng.random(expected.shape, dtype=np.float32) * np.float32(QUANTILES)).astype(np.int32)
         counts += np.float32(det.dark_offset) + np.float32(det.read_noise / np.sqrt(k)) * \
-            rng.standard_normal(expected.shape, dtype=np.float32)
+            np.take(_normal_quantiles(), levels)
     return np.clip(counts, 0.0, np.float32(det.counter_limit))
 
 

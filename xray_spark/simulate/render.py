@@ -173,15 +173,18 @@ def obstruction_shadow(obstruction: dict, grid: tuple[int, int]) -> np.ndarray:
 
 
 def _window(geometry: Geometry, grid, row_px, col_px, sigma_rows_px, sigma_cols_px):
-    """(slice rows, slice cols, Gaussian spot of peak 1) for a spot at raw pixel (row, col), or None."""
+    """((row slice, col slice), Gaussian spot of peak 1) at raw pixel (row, col), or None when off the grid."""
     rows, cols = geometry.shape
     r0, c0 = to_grid(row_px, rows, grid[0]), to_grid(col_px, cols, grid[1])
-    sr, sc = max(sigma_rows_px * grid[0] / rows, 0.5), max(sigma_cols_px * grid[1] / cols, 0.5)
+    true_r, true_c = sigma_rows_px * grid[0] / rows, sigma_cols_px * grid[1] / cols
+    # a spot narrower than a rendered pixel is drawn half a pixel wide with the same integral
+    sr, sc = max(true_r, 0.5), max(true_c, 0.5)
+    area = np.float32((true_r / sr) * (true_c / sc))
     lo_r, hi_r = int(max(np.floor(r0 - 4 * sr), 0)), int(min(np.ceil(r0 + 4 * sr) + 1, grid[0]))
     lo_c, hi_c = int(max(np.floor(c0 - 4 * sc), 0)), int(min(np.ceil(c0 + 4 * sc) + 1, grid[1]))
     if lo_r >= hi_r or lo_c >= hi_c:
         return None
-    spot = F.spot(np.arange(lo_r, hi_r)[:, None], np.arange(lo_c, hi_c)[None, :], r0, c0, sr, sc)
+    spot = F.spot(np.arange(lo_r, hi_r)[:, None], np.arange(lo_c, hi_c)[None, :], r0, c0, sr, sc) * area
     return (slice(lo_r, hi_r), slice(lo_c, hi_c)), spot
 
 
@@ -213,9 +216,14 @@ def separable_profiles(feature: dict, maps: Maps, geometry: Geometry,
         r = (np.arange(grid[0], dtype=np.float32)[:, None] - np.float32(to_grid(geometry.beam_row_px, rows_at, grid[0])))
         c = (np.arange(grid[1], dtype=np.float32)[None, :] - np.float32(to_grid(geometry.beam_col_px, cols_at, grid[1])))
         width = max(feature["width_px"] * grid[0] / rows_at, 0.5)
-        length = feature["length_px"] * grid[1] / cols_at
-        rows = np.exp(np.float32(-0.5) * (r / np.float32(width)) ** 2) * np.float32(feature["amp"])
-        return rows.astype(np.float32), [((1 + np.abs(c) / np.float32(length)) ** -2).astype(np.float32)]
+        if feature.get("direction", "horizontal") == "horizontal":
+            across, along, length = r, c, feature["length_px"] * grid[1] / cols_at
+        else:
+            across, along, length = c, r, feature["length_px"] * grid[0] / rows_at
+        narrow = np.exp(np.float32(-0.5) * (across / np.float32(width)) ** 2)
+        decay = (1 + np.abs(along) / np.float32(length)) ** -2
+        rows, column = (narrow, decay) if across is r else (decay, narrow)
+        return (rows * np.float32(feature["amp"])).astype(np.float32), [column.astype(np.float32)]
     qz, qxy = maps.row_profile, maps.col_qxy
     if kind == "specular_rod":
         rows = F.diffuse(qz, feature["xi"], 2.0)

@@ -18,13 +18,13 @@ import numpy as np
 from xray_spark import tags as tagmod
 from xray_spark.config import ConfigError
 from xray_spark.simulate.detectors import DETECTORS, detector
-from xray_spark.simulate.materials import MATERIALS, SAXS, halo
+from xray_spark.simulate.materials import MATERIALS, SAXS, halo, spots
 
 DEG = np.pi / 180
 GEOMETRIES = ("TSAXS", "TWAXS", "GISAXS", "GIWAXS")
 BEAMSTOPS = ("Linear beamstop", "Circular beamstop", "none")
 ARTIFACTS = ("2D detector obstruction", "Object obstruction", "Point detector obstruction", "Beam streaking",
-             "Asymmetric (left/right)", "Blocked", "Bad beam shape", "Smearred horizon")
+             "Parasitic slit scattering", "Asymmetric (left/right)", "Blocked", "Bad beam shape", "Smearred horizon")
 RANGES = ("saxs_distance_m", "waxs_distance_m", "wavelength_m", "incidence_deg", "critical_deg",
           "exposure_counts", "background_counts")
 
@@ -75,7 +75,7 @@ def validate(sim) -> None:
         value = getattr(sim, key)
         if len(value) != 2 or not all(math.isfinite(v) and v > 0 for v in value) or value[0] > value[1]:
             fail(key, value, "expected [low, high] with 0 < low <= high, both finite")
-    for key in ("beam_off_image_saxs", "beam_off_image_waxs", "substrate_halo", "dead_fraction", "snr_min",
+    for key in ("beam_off_image_saxs", "beam_off_image_waxs", "substrate_halo", "substrate_peak", "dead_fraction", "snr_min",
                 "contrast_min", "weak_counts", "strong_counts", "high_background_counts"):
         if not math.isfinite(getattr(sim, key)):
             fail(key, getattr(sim, key), "must be a finite number")
@@ -126,6 +126,10 @@ def sample_scene(sim, seed: int, index: int) -> tuple[dict, np.random.Generator]
         if geometry == "GIWAXS" and material not in ("SiO2",) and rng.random() < sim.substrate_halo:
             features.append(halo(rng.uniform(1.5, 1.62), rng.uniform(2.0, 4.0), float(rng.uniform(0.1, 0.5))))
             sample_tags = sorted(set(sample_tags) | {"SiO2"})
+        if geometry == "GIWAXS" and rng.random() < sim.substrate_peak:
+            # Si(001) wafer: the (111) reflection at q_xy = 2 pi sqrt2 / a, q_z = 2 pi / a
+            features.append(spots([(float(rng.choice([-1, 1])) * 1.636, 1.157, float(rng.uniform(2, 50)))], 0.003,
+                                  ["Silicon"]))
         spec_row = row - scene["distance_m"] * math.tan(2 * scene["incidence_deg"] * DEG) / det.pixel1_m
         scene["beams"][0][3] = direct * 0.5                       # the film's edge takes half the beam
         scene["beams"].append(["specular", float(spec_row), float(col), direct * float(rng.uniform(1e-3, 1e-1)), 1.0])
@@ -158,6 +162,9 @@ def _film_features(rng, scene) -> list[dict]:
 
 def _artifact(rng, scene, artifact, grazing):
     """Add one artifact to the scene (obstruction shadows, streaks, asymmetry, blocked beam, ...)."""
+    needs_beam = ("Beam streaking", "Parasitic slit scattering", "Bad beam shape")
+    if artifact in needs_beam and not scene["beams"]:
+        return
     if artifact == "2D detector obstruction":             # a flight-tube or window edge cutting a side
         side = int(rng.integers(4))
         depth = float(rng.uniform(0.05, 0.3))
@@ -174,10 +181,13 @@ def _artifact(rng, scene, artifact, grazing):
         scene["obstructions"].append({"kind": "disk", "row": float(rng.uniform(0.15, 0.85)),
                                       "col": float(rng.uniform(0.15, 0.85)), "radius": float(rng.uniform(0.02, 0.05)),
                                       "tag": artifact})
-    elif artifact == "Beam streaking":
-        scene["features"].append({"kind": "streak", "amp": float(rng.uniform(1e-5, 1e-3)) * scene["beams"][0][3] / scene["exposure"],
-                                  "width_px": float(rng.uniform(1.0, 3.0)), "length_px": float(rng.uniform(20, 200)),
-                                  "tags": ["Beam streaking"]})
+    elif artifact in ("Beam streaking", "Parasitic slit scattering"):
+        # slit scattering: streaks through the beam, horizontal (beam streaking) or a cross of both
+        directions = ["horizontal"] if artifact == "Beam streaking" else ["horizontal", "vertical"]
+        for direction in directions:
+            scene["features"].append({"kind": "streak", "direction": direction, "tags": [artifact],
+                                      "amp": float(rng.uniform(1e-5, 1e-3)) * scene["beams"][0][3] / scene["exposure"],
+                                      "width_px": float(rng.uniform(1.0, 3.0)), "length_px": float(rng.uniform(20, 200))})
     elif artifact == "Asymmetric (left/right)" and grazing:
         strength = float(rng.uniform(0.5, 0.9)) * (1 if rng.random() < 0.5 else -1)
         for feature in scene["features"]:
