@@ -136,3 +136,23 @@ def test_a_run_killed_before_its_commit_is_exactly_once_when_run_again(spark, se
     assert sorted((json.loads(r["provenance"])["path"], r["frame"]) for r in imgs.values()) == [
         ("bt1/run1/a.edf", 0), ("bt1/run1/a.edf", 1), ("bt1/run1/new.tif", 0), ("bt1/run1/new.tif", 1)]
     assert tags.names()  # vocabulary loaded on the driver too
+
+
+def test_the_demo_archive_is_ingested_with_header_geometry_masks_and_labels(spark, tmp_path):
+    from xray_spark.io.demo_archive import build_archive
+
+    root = tmp_path / "archive"
+    config = load_config(None, CLUSTER + [f"paths.root={tmp_path / 'data'}", "tables.image_size=32",
+                                          "simulate.render_size=64"])
+    written = build_archive(spark, config, str(root), files=4, runs=2, seed=3)
+    assert sorted(written["format"]) == ["cbf", "edf", "eiger", "tif"]
+    result = ingest(spark, config, archive=str(root), labels_path=str(root / "labels.csv"))
+    assert (result.files, result.written, result.quarantined_files) == (6, 8, 2)
+    assert result.labels_unmatched == 0
+    imgs = images(spark, config)
+    sources = [json.loads(r["provenance"])["geometry_source"] for r in imgs.values()]
+    assert all(s["distance_m"] == s["beam_center_row_px"] == "header" for s in sources)
+    labelled = [r for r in imgs.values() if r["labelled"]]
+    assert len(labelled) == 2 and all(r["frame"] == 0 and r["tag_names"] for r in labelled)
+    eiger = [json.loads(r["provenance"]) for r in imgs.values() if r["frame"] == 2]
+    assert eiger and eiger[0]["masks"]["file_pixel_mask"] is True

@@ -214,3 +214,18 @@ def test_discovery_refuses_links_and_outside_paths_groups_eiger_and_ignores_side
     only, _ = discover(str(root), [], "run.yaml", only=[str(outside), "bt1/r1/a.tif", "../secret.tif"])
     assert [(f.path, f.refused) for f in only] == [
         ("../secret.tif", "outside_archive"), (str(outside), "outside_archive"), ("bt1/r1/a.tif", "")]
+
+
+def test_a_user_mask_named_by_the_sidecar_masks_its_pixels(tmp_path):
+    mask = np.zeros((48, 40), np.uint8)
+    mask[:, :4] = 1                                      # non-zero = bad
+    writers.write_edf(str(tmp_path / "beamstop_mask.edf"), [mask])
+    (tmp_path / "run.yaml").write_text("mask: beamstop_mask.edf\ndistance_m: 3.5\n")
+    sidecar = geom.read_sidecar(str(tmp_path / "run.yaml"))
+    writers.write_edf(str(tmp_path / "f.edf"), frames(1))
+    image = next(file_rows(unit_of(tmp_path / "f.edf", sidecar), SETTINGS))
+    provenance = json.loads(image["provenance"])
+    assert provenance["bad_pixels"] == 48 * 4 and provenance["masks"]["user_mask"].endswith("beamstop_mask.edf")
+    assert image["distance_m"] == 3.5 and provenance["geometry_source"]["distance_m"] == "sidecar"
+    stored = np.frombuffer(image["mask"], np.uint8).reshape(32, 32)
+    assert stored[:, 0].all() and not stored[:, -1].any()

@@ -27,6 +27,8 @@ JOBS = {
     "train_svm": ("xray_spark.bof.train_svm", "bag of features: one chi-square SVM per label on the training runs"),
     "evaluate": ("xray_spark.bof.evaluate", "bag of features: AP per label and mAP on the test runs (paper's Table I)"),
     "ingest": ("xray_spark.ingest", "read new or changed files of a beamtime archive into the images table (quarantine the rest)"),
+    "nightly": ("xray_spark.nightly", "ingest what is new, label it with the configured models, write the night's HTML summary"),
+    "demo": ("xray_spark.demo", "the whole pipeline, small: generate, train, build an archive, nightly; prints the summary's path"),
     "generate": ("xray_spark.simulate.job", "generate synthetic scattering images with visible-feature tags into the images table"),
 }
 

@@ -283,6 +283,15 @@ class NightlyConfig:
 
 
 
+@dataclass
+class DemoConfig:
+    root: str = _opt("data/demo", "working directory of `xray-spark demo` (wiped at start; only a demo's own)")
+    train_images: int = _opt(600, "synthetic training images", min=10)
+    archive_files: int = _opt(24, "detector files in the demo archive (EDF, CBF, TIFF, Eiger in turn)", min=4)
+    archive_runs: int = _opt(4, "runs the demo archive's files are spread over", min=1)
+    seed: int = _opt(1, "seed of the demo archive's images (the training set uses simulate.seed)", min=0)
+    overrides: list[str] = _opt(["cnn.epochs=8"], "--set overrides applied to every demo step (small sizes)")
+
 
 @dataclass
 class Config:
@@ -298,6 +307,8 @@ class Config:
     cnn: CnnConfig = field(default_factory=CnnConfig)
     bof: BofConfig = field(default_factory=BofConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    nightly: NightlyConfig = field(default_factory=NightlyConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
 
 
 # ---------------------------------------------------------------- migrations

@@ -83,8 +83,9 @@ def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict,
         raise UnreadableFile("bad_shape", f"{unit['path']} frame {i}: shape {shape} is not one that "
                              f"{detector.name} writes ({detector.shape[0]}x{detector.shape[1]} or binned)")
     user_mask = geom.read_mask_file(sidecar["mask"]) if sidecar.get("mask") else None
+    gaps = geom.gap_mask(detector, shape)
     try:
-        mask = geom.combine_masks(shape, geom.gap_mask(detector, shape), detector_file.pixel_mask, user_mask)
+        mask = geom.combine_masks(shape, gaps, detector_file.pixel_mask, user_mask)
     except ValueError as e:
         raise UnreadableFile("bad_mask", f"{unit['path']} frame {i}: {e}") from None
     bad = bad_pixels(raw, mask)
@@ -100,7 +101,7 @@ def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict,
                   "mtime": unit["mtime"], "checksum": digest, "frame": i, "format": detector_file.format,
                   "parts": [p.rsplit("/", 1)[-1] for p in unit["parts"]], "geometry_source": sources,
                   "flags": flags, "bad_pixels": int(bad.sum()),
-                  "masks": {"detector_gaps": detector.name if detector is not None and geom.gap_mask(detector, shape) is not None else None,
+                  "masks": {"detector_gaps": detector.name if gaps is not None else None,
                             "file_pixel_mask": detector_file.pixel_mask is not None,
                             "user_mask": sidecar.get("mask")}}
     record = schema.image_record(

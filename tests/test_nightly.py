@@ -1,0 +1,85 @@
+"""`nightly` on a real two-executor cluster with a real (small, untrained) CNN model directory:
+new images are labelled once, a rerun of the night changes nothing, a run killed after ingest
+is completed exactly once, and the HTML summary shows runs, tags, review images and quarantine."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xray_spark import modeldir, schema
+from xray_spark.config import load_config
+from xray_spark.io import writers
+from xray_spark.nightly import NIGHTLY, nightly, nightly_url, score_night
+
+from conftest import CLUSTER
+
+NIGHT = "2026-11-25"
+TAGS = ["Ring: Isotropic", "Horizon", "Thin film"]
+
+
+def small_cnn(directory: Path) -> None:
+    """A real CNN model directory (random weights) in the format train_cnn writes."""
+    from xray_spark.cnn.model import WEIGHTS, Architecture, build_model
+
+    arch = Architecture(input_size=16, width=0.05, dense_units=8, conv1_kernel=3, conv1_stride=1,
+                        dropout=0.0, batch_norm=False)
+    directory.mkdir(parents=True)
+    build_model(arch, len(TAGS)).save_weights(str(directory / WEIGHTS), save_format="h5")
+    modeldir.write_manifest(directory, {
+        "kind": "cnn", "model_id": "cnn-test", "tags": TAGS, "thresholds": [0.5, 0.5, 0.5],
+        "input": {"height": 32, "width": 32}, "preprocessing": {}, "architecture": arch.__dict__})
+
+
+def frames(n, seed):
+    return np.random.default_rng(seed).poisson(300, (n, 40, 40)).astype(np.uint32)
+
+
+@pytest.fixture()
+def night_setup(tmp_path):
+    root = tmp_path / "archive"
+    run = root / "bt1" / "run1"
+    run.mkdir(parents=True)
+    writers.write_edf(str(run / "a.edf"), frames(2, 1))
+    writers.write_tiff(str(run / "b.tif"), frames(1, 2))
+    (root / "bt1" / "run2").mkdir()
+    (root / "bt1" / "run2" / "empty.cbf").write_bytes(b"")
+    small_cnn(tmp_path / "data" / "models" / "cnn")
+    config = load_config(None, CLUSTER + [f"paths.root={tmp_path / 'data'}", f"ingest.archive={root}",
+                                          "tables.image_size=32", "nightly.models=[cnn]", "nightly.review_count=2"])
+    return config, root
+
+
+def predictions(spark, config):
+    rows = spark.read.schema(schema.spark_schema(NIGHTLY)).parquet(nightly_url(config)).collect()
+    return sorted((r["image_id"], r["model_id"], r["night"]) for r in rows), rows
+
+
+def test_nightly_labels_new_images_once_and_reports(spark, night_setup):
+    config, root = night_setup
+    first = nightly(spark, config, NIGHT)
+    assert first["labelled"] == {"cnn": 3}
+    keys, rows = predictions(spark, config)
+    assert len(keys) == len(set(keys)) == 3
+    assert all(len(r["scores"]) == 3 and r["error"] is None for r in rows)
+    report = Path(first["report"])
+    page = report.read_text()
+    assert "bt1/run1" in page and "empty_file" in page and "least confident images" in page
+    pngs = sorted(p.name for p in report.parent.glob("*.png"))
+    assert pngs == ["images_per_run.png", "review_cnn_test.png", "tags_cnn_test.png"]
+    summary = json.loads((report.parent / "summary.json").read_text())
+    assert summary["quarantined"] == 1 and summary["runs"][0]["frames"] == 3
+
+    again = nightly(spark, config, NIGHT)                       # same night again: nothing new
+    assert again["labelled"] == {"cnn": 0} and predictions(spark, config)[0] == keys
+    assert report.read_text() == page
+
+    writers.write_tiff(str(root / "bt1" / "run1" / "c.tif"), frames(2, 3))
+    from xray_spark.ingest import ingest
+    ingest(spark, config)                                       # killed after ingest, before labelling
+    assert score_night(spark, config, "cnn", NIGHT) == 2       # the rerun finds exactly what is missing
+    assert score_night(spark, config, "cnn", NIGHT) == 0
+    keys2, _ = predictions(spark, config)
+    assert len(keys2) == len(set(keys2)) == 5 and set(keys) < set(keys2)
+    assert os.path.isdir(nightly_url(config)[7:] + f"/night={NIGHT}")

@@ -1,0 +1,1 @@
+"""Reports: HTML pages with PNG figures (matplotlib), written from the tables."""
