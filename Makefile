@@ -45,8 +45,34 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-dist: $(STAMP)
-	rm -rf dist && $(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
+# dist/: the wheel, and the relocatable environment that spark-submit ships to executors:
+#   PYSPARK_PYTHON=./environment/bin/python spark-submit --archives dist/xray_spark-env.tar.gz#environment ...
+# venv-pack cannot pack an editable install, so the wheel goes into a plain venv of its own,
+# dist/env, built from the same pins (dependencies reinstalled only when the pins change).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL := dist/xray_spark-$(VERSION)-py3-none-any.whl
+DIST_ENV := dist/env
+ENV_ARCHIVE := dist/xray_spark-env.tar.gz
+PACKAGE_FILES := pyproject.toml $(shell find xray_spark -type f \( -name '*.py' -o -name '*.csv' -o -name '*.yaml' \))
+# Not packed: the JVM side comes from the cluster's own Spark, TensorFlow's C++ headers only serve builds.
+PACK_EXCLUDES := --exclude 'lib/python3.11/site-packages/pyspark/jars/*' \
+                 --exclude 'lib/python3.11/site-packages/tensorflow/include/*'
+
+dist: $(ENV_ARCHIVE)
+
+$(WHEEL): $(STAMP) $(PACKAGE_FILES)
+	rm -f dist/xray_spark-*.whl
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
+
+$(DIST_ENV).installed: constraints.txt pyproject.toml | $(WHEEL)
+	rm -rf $(DIST_ENV) && $(PYTHON) -m venv $(DIST_ENV)
+	$(DIST_ENV)/bin/pip install -q --find-links $(HVD_WHEELHOUSE) -c constraints.txt $(WHEEL)
+	touch $@
+
+$(ENV_ARCHIVE): $(WHEEL) $(DIST_ENV).installed
+	$(DIST_ENV)/bin/pip install -q --no-deps --force-reinstall $(WHEEL)
+	$(DIST_ENV)/bin/pip check
+	$(BIN)/venv-pack -q -f -p $(DIST_ENV) -o $@ --compress-level 1 $(PACK_EXCLUDES)
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info

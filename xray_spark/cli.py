@@ -20,6 +20,7 @@ from xray_spark.logs import setup_logging
 JOBS = {
     "doctor": ("xray_spark.doctor", "check that Python, Java, Spark, Petastorm, TensorFlow and Horovod work together"),
     "config": ("xray_spark.cli", "print the effective configuration (defaults, file, --set) as YAML"),
+    "deploy": ("xray_spark.deploy.job", "render the deployment recipes (spark-submit, Kubernetes, Databricks, Airflow, Docker) from the configuration"),
     "train_cnn": ("xray_spark.cnn.train", "train the AlexNet multi-label CNN with Horovod on Spark (resumes from its checkpoint)"),
     "predict": ("xray_spark.predict", "score an images table with a model directory (CNN or bag of features) into predictions"),
     "build_dictionary": ("xray_spark.bof.build_dictionary", "bag of features: k-means dictionary of patch descriptors of the training runs"),
@@ -54,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = parser.add_subparsers(dest="job", metavar="JOB", required=True)
     for name, (module, help_text) in JOBS.items():
         sub = jobs.add_parser(name, help=help_text, description=help_text)
+        # --conf/--set are accepted after the job name too, as spark-submit jobs/<job>.py passes them.
+        sub.add_argument("--conf", dest="job_conf", metavar="FILE", help="same as --conf before the job name")
+        sub.add_argument("--set", dest="job_overrides", metavar="SECTION.KEY=VALUE", action="append", default=[],
+                         help="same as --set before the job name (applied after those)")
         importlib.import_module(module).add_arguments(sub)
     return parser
 
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.conf, args.overrides)
+        config = load_config(args.job_conf or args.conf, args.overrides + args.job_overrides)
     except ConfigError as e:
         parser.exit(2, f"xray-spark: configuration error: {e}\n")
     setup_logging(config)

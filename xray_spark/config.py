@@ -258,13 +258,13 @@ class DeployConfig:
     executor_instances: int = _opt(4, "executors of a job on Kubernetes and YARN", min=1)
     namespace: str = _opt("xray", "Kubernetes namespace of the Spark applications")
     service_account: str = _opt("spark", "Kubernetes service account of the Spark driver")
-    archive_claim: str = _opt("beamtime-archive", "PersistentVolumeClaim of the beamtime archive (mounted read-only)")
-    archive_mount: str = _opt("/mnt/beamtime", "mount point of the beamtime archive in driver and executors")
+    archive_claim: str = _opt("beamtime-archive", "PersistentVolumeClaim of the beamtime archive, mounted read-only at ingest.archive")
     tables_claim: str = _opt("xray-tables", "PersistentVolumeClaim of the tables and models, mounted at paths.root")
     oneoff_job: str = _opt("generate", "job of the one-off SparkApplication")
     oneoff_args: list[str] = _opt(["--n", "100000"], "arguments of the one-off job")
     nightly_job: str = _opt("nightly", "job of the nightly reprocessing")
-    nightly_args: list[str] = _opt([], "arguments of the nightly job; {night} is the night's date (YYYY-MM-DD)")
+    nightly_args: list[str] = _opt(["--night", "{night}"],
+                                   "arguments of the nightly job; {night} is the date the run starts (UTC, YYYY-MM-DD)")
     training_job: str = _opt("train_cnn", "job of the GPU training run")
     training_args: list[str] = _opt(["--set", "cnn.preset=paper", "--set", "cnn.mixed_precision=true"],
                                     "arguments of the training job")
@@ -307,6 +307,7 @@ class Config:
     cnn: CnnConfig = field(default_factory=CnnConfig)
     bof: BofConfig = field(default_factory=BofConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
