@@ -37,7 +37,7 @@ $(STAMP): constraints.txt pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/xray-spark doctor
+	$(BIN)/xray-spark demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
