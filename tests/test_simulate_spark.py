@@ -38,6 +38,12 @@ def test_generate_job_writes_a_table_tf_data_reads(spark, tmp_path):
     assert len(images) == 24 and images[0].shape == (256, 256, 1)
     assert all(0.0 <= im.min() and im.max() <= 1.0 for im in images) and np.stack(images).std() > 0
     assert np.stack(labels).shape == (24, 17) and np.stack(labels).sum() > 24
+    png = tmp_path / "gallery.png"
+    assert main(["gallery", "--input", url, "--tags", "Thin film,TSAXS", "--per-tag", "2", "--output", str(png)]) == 0
+    from matplotlib.image import imread
+
+    picture = imread(png)
+    assert picture.shape[0] > 300 and picture[..., :3].std() > 0.05        # two rows of real images, not blank
 
 
 def test_generate_job_rejects_bad_arguments(capsys):

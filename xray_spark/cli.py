@@ -31,6 +31,7 @@ JOBS = {
     "nightly": ("xray_spark.nightly", "ingest what is new, label it with the configured models, write the night's HTML summary"),
     "demo": ("xray_spark.demo", "the whole pipeline, small: generate, train, build an archive, nightly; prints the summary's path"),
     "generate": ("xray_spark.simulate.job", "generate synthetic scattering images with visible-feature tags into the images table"),
+    "gallery": ("xray_spark.simulate.gallery", "write a PNG grid of sample images per tag (log scale) from an images table"),
 }
 
 

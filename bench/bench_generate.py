@@ -1,0 +1,139 @@
+"""Synthetic image generation: images/s per core against a naive renderer, and end to end on Spark.
+
+Per-core figures are images per CPU-second of the process (``time.process_time``), so that the
+other jobs of a shared machine do not distort them; the Spark figure is wall-clock.
+
+1. ``generate`` (256 x 256, one core): ``simulate.make_image`` (scene, render, visible labels,
+   preprocess, table row) against the naive approach of the older generators, reimplemented
+   here on the very same scenes: pyFAI computes the q and chi maps of every image
+   (``Geometry.qArray`` / ``chiArray``), every feature is evaluated on every pixel, numpy's
+   exact Poisson sampler adds the noise, labels come from the sampled parameters, then the
+   same ``preprocess``. Target: >= 250 images/s per core, ~100x the old generator's 2.4/s.
+2. ``generate_1024``: the same two at 1024 x 1024 (render and store at 1024).
+3. ``generate_spark``: generation written to Parquet by ``xray-spark generate``'s code path on
+   local Spark with all cores, against the single-core ``make_image`` loop of (1): how the
+   100,000-image paper training set would take on this machine.
+"""
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import record
+
+
+def naive_image(config, seed, index):
+    """The naive renderer: pyFAI q/chi maps per image, every feature on every pixel, exact Poisson."""
+    from xray_spark.preprocess import preprocess
+    from xray_spark.simulate import features as F
+    from xray_spark.simulate.detectors import detector, inactive_fraction
+    from xray_spark.simulate.geometry import Geometry
+    from xray_spark.simulate.render import RADIAL, radial_profile
+    from xray_spark.simulate.scene import sample_scene
+
+    sim = config.simulate
+    scene, rng = sample_scene(sim, seed, index)
+    det = detector(scene["detector"])
+    n = sim.render_size
+    # the raw frame sampled on n x n pixels: pyFAI geometry with the binned pixel size
+    g = Geometry(scene["distance_m"], scene["wavelength_m"], det.pixel1_m * det.shape[0] / n,
+                 det.pixel2_m * det.shape[1] / n, (n, n), (scene["beam_row_px"] + 0.5) * n / det.shape[0] - 0.5,
+                 (scene["beam_col_px"] + 0.5) * n / det.shape[1] - 0.5).pyfai()
+    q = g.qArray((n, n)) / 10.0
+    chi = g.center_array((n, n), unit="chi_rad") + np.pi / 2
+    solid = g.solidAngleArray((n, n))
+    image = np.full((n, n), scene["background"], np.float64)
+    tags = set(scene["sample_tags"])
+    for feature in scene["features"]:
+        if feature["kind"] in RADIAL:
+            part = radial_profile(feature, q.ravel()).reshape(n, n)
+            if feature.get("kappa"):
+                part = part * F.orientation(chi, feature["chi0"], feature["kappa"], feature.get("fold", 2))
+            image += part
+        tags.update(feature["tags"])                         # labelled from parameters, visible or not
+    counts = rng.poisson(image * solid * scene["exposure"]).astype(np.float32)
+    bad = inactive_fraction(scene["detector"], (n, n)) > 0.5
+    stored, mask = preprocess(counts, bad, config.tables.image_size,
+                              full_scale_counts=config.preprocess.full_scale_counts)
+    return stored, mask, sorted(tags)
+
+
+def per_core(config, images, fn):
+    """images per second of this process's CPU time: a per-core figure that other jobs on a
+    shared machine do not inflate (threads, e.g. pyFAI's OpenMP, count with their CPU time)."""
+    def rate():
+        start = time.process_time()
+        for i in range(images):
+            fn(config, 0, i)
+        return images / (time.process_time() - start)
+    return rate
+
+
+def main():
+    from xray_spark import schema
+    from xray_spark.config import load_config
+    from xray_spark.simulate import generate_images, make_image
+    from xray_spark.simulate.generate import config_fingerprint
+    from xray_spark.spark import build_session
+
+    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    config = load_config(None, ["spark.ui=false", "progress.console=never"])
+    fingerprint = config_fingerprint(config)
+
+    def fast(c, seed, i):
+        return make_image(c, seed, i, fingerprint if c is config else None)
+
+    for i in range(5):                                        # warm the per-process caches of both
+        fast(config, 0, i), naive_image(config, 0, i)
+    record("generate", figure=per_core(config, 400, fast), baseline=per_core(config, 12, naive_image),
+           unit="images/s", repeats=3, sizes={"image_size": 256, "render_size": 256, "cores": 1},
+           target=">= 250 images/s per core (~100x the older generator's 2.4 images/s)",
+           notes="figure: simulate.make_image (scene, fast render, visible labels, preprocess, row); baseline: "
+                 "naive renderer of the same scenes (pyFAI q/chi maps per image, every feature on every pixel, "
+                 "numpy Poisson, labels from parameters, same preprocess); one core, no Spark")
+
+    big = load_config(None, ["spark.ui=false", "progress.console=never", "tables.image_size=1024",
+                             "simulate.render_size=1024"])
+    fast(big, 0, 0), naive_image(big, 0, 0)
+    record("generate_1024", figure=per_core(big, 30, fast), baseline=per_core(big, 2, naive_image),
+           unit="images/s", repeats=3, sizes={"image_size": 1024, "render_size": 1024, "cores": 1},
+           notes="as generate, rendered and stored at 1024 x 1024")
+
+    n_spark = 3000
+    spark = build_session(config, "bench-generate")
+    cores = spark.sparkContext.defaultParallelism
+    with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
+        url = Path(tmp, "images").as_uri()
+
+        def end_to_end():
+            start = time.perf_counter()
+            schema.write_table(generate_images(spark, config, n_images=n_spark, seed=1), url,
+                               row_group_size_mb=config.tables.row_group_size_mb)
+            return n_spark / (time.perf_counter() - start)
+
+        end_to_end()                                          # warm the executors' Python workers
+        result = record("generate_spark", figure=end_to_end, baseline=per_core(config, 400, fast),
+                        unit="images/s", repeats=3,
+                        sizes={"images": n_spark, "image_size": 256, "cores": cores},
+                        target="100,000 images in < 10 min on 2 cores (>= 167 images/s)",
+                        notes="figure: generate_images + schema.write_table (zstd Parquet) on local Spark, all "
+                              "cores; baseline: the single-core make_image loop, no Spark, no writing")
+        size = sum(f.stat().st_size for f in Path(tmp, "images").rglob("*.parquet"))
+    spark.stop()
+    minutes = 100_000 / result["figure"] / 60
+    print(f"generate_spark: {size / n_spark / 1024:.1f} KiB per stored image; "
+          f"100,000 images would take {minutes:.1f} min on this machine")
+    import json
+
+    from bench.harness import RESULTS
+    path = RESULTS / "generate_spark.json"
+    data = json.loads(path.read_text())
+    data.update(bytes_per_image=size / n_spark, minutes_per_100k=minutes)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
