@@ -26,9 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def tag_list(spec: str) -> list[str]:
     """Tags from a subset name or a comma-separated list of names (checked against the vocabulary)."""
-    if "," in spec or spec in tagmod.names():
+    try:
+        return tagmod.subset(spec)
+    except tagmod.UnknownTagError:
         return tagmod.check_names([s.strip() for s in spec.split(",") if s.strip()], where="--tags")
-    return tagmod.subset(spec)
 
 
 def sample_rows(df, tag_names: list[str], per_tag: int) -> dict[str, list]:
