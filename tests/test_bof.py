@@ -170,3 +170,22 @@ def test_twenty_attributes_partition_the_vocabulary():
     assert {names[j] for j in np.flatnonzero(attributes[0])} == {"Grazing-incidence geometry", "Oriented rings"}
     top, top_names = tags.labels(multi_hot, "top17")
     assert top.shape == (2, 17) and top_names == tags.subset("top17")
+
+
+def test_paper_preset_sizes_and_job_arguments(capsys):
+    from xray_spark.bof import pipeline
+    from xray_spark.cli import main
+    from xray_spark.config import load_config
+
+    paper = load_config(None, ["bof.preset=paper"])
+    assert (paper.bof.effective().patches_per_image, paper.bof.effective().words) == (1000, 2000)
+    descriptors, dictionary, pyramid, svms = pipeline.stages(paper)
+    assert descriptors.getOrDefault("patchesPerImage") == 1000 and dictionary.getOrDefault("k") == 2000
+    assert pyramid.feature_length() == 2000 * 21 and svms.getOrDefault("labelSet") == "attributes20"
+    assert pipeline.label_slug("top17") == "top17" and "|" not in pipeline.label_slug("Horizon|Ring: Isotropic")
+    with pytest.raises(SystemExit) as exit_:
+        main(["train_svm", "--no-such-option"])
+    assert exit_.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--set", "bof.kmeans=kmeans++", "build_dictionary"])
+    assert exit_.value.code == 2 and "allowed values are 'lloyd', 'mllib'" in capsys.readouterr().err

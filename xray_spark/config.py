@@ -223,7 +223,7 @@ class BofConfig:
                        "k-means|| init; slower at large k, see bench/results/kmeans.json)", choices=["lloyd", "mllib"])
     kmeans_max_iter: int = _opt(20, "maximum k-means iterations", min=1)
     kmeans_tol: float = _opt(1e-4, "stop k-means when the inertia improves by less than this (relative)", min=0.0)
-    assign_chunk_rows: int = _opt(8192, "descriptors per GEMM when assigning words", min=1)
+    assign_chunk_rows: int = _opt(2048, "descriptors per GEMM when assigning words", min=1)
     pyramid_levels: int = _opt(3, "spatial-pyramid levels: 3 = 1x1, 2x2, 4x4 cells", min=1, max=5)
     label_set: str = _opt("attributes20", "labels the SVMs score: attributes20 (paper's synthetic protocol), "
                           "top17, all, G1..G7, or tag names separated by |")

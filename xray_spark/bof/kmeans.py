@@ -38,7 +38,7 @@ from xray_spark.spark import stage
 log = logging.getLogger(__name__)
 
 
-def lloyd_partials(block: np.ndarray, centres: np.ndarray, chunk_rows: int = 8192
+def lloyd_partials(block: np.ndarray, centres: np.ndarray, chunk_rows: int = 2048
                    ) -> tuple[np.ndarray, np.ndarray, float]:
     """One block's share of a Lloyd iteration.
 

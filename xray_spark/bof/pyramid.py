@@ -2,8 +2,7 @@
 
 Word assignment is a nearest-centre search written as one matrix product per chunk of patches:
 ``argmin_k ||x - c_k||^2 = argmin_k (||c_k||^2 - 2 x . c_k)``, so the heavy part is a float32
-GEMM (BLAS-3) over thousands of patches of many images at once; ``||x||^2`` does not change the
-argmin and is never computed.
+GEMM (BLAS-3) over the patches of many images at once; ``||x||^2`` does not change the argmin.
 
 The pyramid follows Lazebnik, Schmid and Ponce (CVPR 2006): at level ``l`` the image is cut into
 ``2^l x 2^l`` cells and each cell gets a histogram of the words of the patches centred in it
@@ -15,16 +14,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def assign_words(descriptors: np.ndarray, centres: np.ndarray, chunk_rows: int = 8192,
-                 centre_sq_norms: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def assign_words(descriptors: np.ndarray, centres: np.ndarray, chunk_rows: int = 2048
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centre of every descriptor.
+
+    The score ``||c||^2 - 2 x . c`` comes out of a single GEMM per chunk by appending a 1 to
+    every descriptor and ``||c||^2`` to every (scaled) centre, so no pass over the (chunk, k)
+    score matrix is spent on anything but the argmin.
 
     Parameters
     ----------
     descriptors : (n, d) float32.
     centres : (k, d) float32.
-    chunk_rows : descriptors per GEMM; bounds the (chunk_rows, k) score matrix in memory.
-    centre_sq_norms : (k,) ``||c||^2``, computed when not given.
+    chunk_rows : descriptors per GEMM; (chunk_rows, k) scores should stay in the CPU cache.
 
     Returns
     -------
@@ -35,21 +37,22 @@ def assign_words(descriptors: np.ndarray, centres: np.ndarray, chunk_rows: int =
     centres = np.asarray(centres, dtype=np.float32)
     if descriptors.ndim != 2 or centres.ndim != 2 or descriptors.shape[1] != centres.shape[1]:
         raise ValueError(f"descriptors {descriptors.shape} and centres {centres.shape} must be (n, d) and (k, d)")
-    if centre_sq_norms is None:
-        centre_sq_norms = np.einsum("kd,kd->k", centres, centres)
-    centres_t = np.ascontiguousarray(centres.T)
-    n = len(descriptors)
+    (n, d), k = descriptors.shape, len(centres)
+    augmented = np.empty((d + 1, k), dtype=np.float32)
+    augmented[:d] = -2.0 * centres.T
+    augmented[d] = np.einsum("kd,kd->k", centres, centres)
+    rows = np.ones((min(chunk_rows, n), d + 1), dtype=np.float32)
+    scores = np.empty((min(chunk_rows, n), k), dtype=np.float32)
     words = np.empty(n, dtype=np.int32)
     sq = np.empty(n, dtype=np.float32)
-    scores = np.empty((min(chunk_rows, n), len(centres)), dtype=np.float32)
     for start in range(0, n, chunk_rows):
         block = descriptors[start:start + chunk_rows]
-        out = scores[: len(block)]
-        np.matmul(block, centres_t, out=out)
-        out *= -2.0
-        out += centre_sq_norms
-        words[start:start + len(block)] = best = out.argmin(axis=1)
-        sq[start:start + len(block)] = out[np.arange(len(block)), best] + np.einsum("nd,nd->n", block, block)
+        m = len(block)
+        rows[:m, :d] = block
+        np.matmul(rows[:m], augmented, out=scores[:m])
+        best = scores[:m].argmin(axis=1)
+        words[start:start + m] = best
+        sq[start:start + m] = scores[np.arange(m), best] + np.einsum("nd,nd->n", block, block)
     return words, np.maximum(sq, 0.0)
 
 

@@ -121,11 +121,11 @@ class VisualDictionary(Estimator, _DictionaryParams, HasSeed, DefaultParamsReada
 
     @keyword_only
     def __init__(self, *, k: int = 2000, maxIter: int = 20, tol: float = 1e-4, sampleSize: int = 1_000_000,
-                 initSampleSize: int = 50_000, implementation: str = "lloyd", chunkRows: int = 8192,
+                 initSampleSize: int = 50_000, implementation: str = "lloyd", chunkRows: int = 2048,
                  inputCol: str = "descriptors", outputCol: str = "words", seed: int = 0):
         super().__init__()
         self._setDefault(k=2000, maxIter=20, tol=1e-4, sampleSize=1_000_000, initSampleSize=50_000,
-                         implementation="lloyd", chunkRows=8192, inputCol="descriptors", outputCol="words", seed=0)
+                         implementation="lloyd", chunkRows=2048, inputCol="descriptors", outputCol="words", seed=0)
         self._set(**self._input_kwargs)
         self.config = None
 
@@ -185,9 +185,9 @@ def _sample_block(rows, fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
 class VisualDictionaryModel(Model, _DictionaryParams, ArraysReadWrite):
     """Descriptors -> the word (nearest centre) of every patch, as a list<int> column."""
 
-    def __init__(self, *, inputCol: str = "descriptors", outputCol: str = "words", chunkRows: int = 8192):
+    def __init__(self, *, inputCol: str = "descriptors", outputCol: str = "words", chunkRows: int = 2048):
         super().__init__()
-        self._setDefault(inputCol="descriptors", outputCol="words", chunkRows=8192)
+        self._setDefault(inputCol="descriptors", outputCol="words", chunkRows=2048)
         self._set(inputCol=inputCol, outputCol=outputCol, chunkRows=chunkRows)
         self.centres = None
 
@@ -203,11 +203,10 @@ class VisualDictionaryModel(Model, _DictionaryParams, ArraysReadWrite):
         schema = pa.schema(list(columns.arrow_schema(dataset)) + [pa.field(out_col, pa.list_(pa.int32()))])
 
         def assign(batches):
-            norms = np.einsum("kd,kd->k", centres, centres)
             for batch in batches:
                 rows = columns.rows_float32(batch.column(in_col), centres.shape[1])
                 present = [r for r in rows if r is not None]
-                words = assign_words(np.vstack(present), centres, chunk, norms)[0] if present else np.empty(0)
+                words = assign_words(np.vstack(present), centres, chunk)[0] if present else np.empty(0)
                 split = iter(np.split(words, np.cumsum([len(r) for r in present])[:-1]) if present else [])
                 out = [None if r is None else next(split) for r in rows]
                 yield columns.with_columns(batch, schema, {out_col: columns.list_column(out, pa.int32())})
