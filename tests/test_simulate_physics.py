@@ -127,3 +127,13 @@ def test_detector_layouts():
 
 def test_grid_coordinates_round_trip():
     assert to_grid(-0.5, 1000, 250) == -0.5 and to_grid(999.5, 1000, 250) == 249.5
+
+
+def test_gtsaxs_film_scatters_below_the_horizon_too():
+    film = [{"kind": "film_diffuse", "amp": 1.0, "xi": 100.0, "xi_z": 50.0, "tags": ["Yoneda"]}]
+    common = dict(incidence_deg=0.15, critical_deg=0.1, beam_row_px=400.0, distance_m=3.0, features=film)
+    below = slice(int(horizon_row(scene_geometry(scene(**common)), 0.15 * DEG)) + 5, 400)
+    gisaxs = render(scene(geometry="GISAXS", **common), RAW, np.random.default_rng(0)).maps.transmission
+    gtsaxs = render(scene(geometry="GTSAXS", edge_transmission=0.5, **common), RAW,
+                    np.random.default_rng(0)).maps.transmission
+    assert gisaxs[below].max() == 0 and np.allclose(gtsaxs[below], 0.5)

@@ -148,14 +148,14 @@ class SimulateConfig:
                             min=32, max=2048)
     beamtime: str = _opt("synthetic", "beamtime column of generated rows")
     images_per_run: int = _opt(100, "consecutive images sharing a run_id (runs are the unit of train/validation splits)", min=1)
-    geometries: dict[str, float] = _opt({"TSAXS": 0.2, "TWAXS": 0.2, "GISAXS": 0.3, "GIWAXS": 0.3},
+    geometries: dict[str, float] = _opt({"TSAXS": 0.2, "TWAXS": 0.2, "GISAXS": 0.3, "GIWAXS": 0.3, "GTSAXS": 0.05},
                                         "weights of the experiment geometries (tags)")
     detectors: dict[str, float] = _opt({"Pilatus1M": 0.25, "Pilatus300k": 0.15, "Eiger1M": 0.15,
                                         "Photonics CCD": 0.25, "MarCCD": 0.2},
                                        "weights of the detector models (pyFAI names, Photonics CCD, MarCCD)")
     materials: dict[str, float] = _opt({"AgBH": 0.5, "PS-PMMA": 1.5, "Superlattice": 0.8, "Grating": 0.6,
                                         "Nanoporous": 0.4, "MWCNT": 0.5, "LaB6": 0.5, "Silicon": 0.6, "SiO2": 0.6,
-                                        "PDMS": 0.4, "PCBM": 0.5, "P3HT": 1.8, "Rubrene": 0.8, "Empty cell": 0.15},
+                                        "PDMS": 0.4, "PCBM": 0.5, "P3HT": 2.2, "Rubrene": 0.8, "Empty cell": 0.15},
                                        "weights of the sample materials (tags); each is drawn among those its geometry allows")
     beamstops: dict[str, float] = _opt({"Linear beamstop": 0.6, "Circular beamstop": 0.25, "none": 0.15},
                                        "weights of the beamstop kinds (tags, or none)")

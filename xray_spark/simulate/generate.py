@@ -17,6 +17,7 @@ from xray_spark.config import Config, to_dict
 from xray_spark.preprocess import preprocess
 from xray_spark.simulate.detectors import detector
 from xray_spark.simulate.labels import visible_tags
+from xray_spark.simulate.materials import GRAZING
 from xray_spark.simulate.render import render
 from xray_spark.simulate.scene import sample_scene, validate
 
@@ -42,7 +43,7 @@ def make_image(config: Config, seed: int, index: int, fingerprint: str | None = 
     image, mask = preprocess(rendered.counts, rendered.bad, config.tables.image_size,
                              full_scale_counts=config.preprocess.full_scale_counts,
                              mask_threshold=config.preprocess.mask_threshold)
-    grazing = scene["geometry"].startswith("GI")
+    grazing = scene["geometry"] in GRAZING
     return schema.image_record(
         image_id=f"synthetic-s{seed}-{index:09d}", source="synthetic", beamtime=sim.beamtime,
         run_id=f"synthetic-s{seed}-r{index // sim.images_per_run:07d}", frame=index,

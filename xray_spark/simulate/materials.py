@@ -32,7 +32,9 @@ import numpy as np
 
 from xray_spark.simulate.features import lattice_q, scherrer_width
 
-SAXS, WAXS = ("TSAXS", "GISAXS"), ("TWAXS", "GIWAXS")
+SAXS, WAXS = ("TSAXS", "GISAXS", "GTSAXS"), ("TWAXS", "GIWAXS")
+GRAZING = ("GISAXS", "GIWAXS", "GTSAXS")      # a film on a substrate, the beam at grazing incidence
+FILM_SAXS = ("GISAXS", "GTSAXS")
 DEG = np.pi / 180
 ORIENTED_KAPPA = (4.0, 40.0)
 TEXTURED_KAPPA = (0.8, 2.5)
@@ -41,7 +43,7 @@ TEXTURED_KAPPA = (0.8, 2.5)
 def texture(rng, film: bool, preferred_chi: float, weights=None):
     """(chi0, kappa, fold, ring tag) of a ring: isotropic, textured, or oriented along z / xy / other."""
     kinds = ["isotropic", "textured", "oriented", "4-fold"]
-    p = weights or ([0.2, 0.25, 0.5, 0.05] if film else [0.55, 0.2, 0.2, 0.05])
+    p = weights or ([0.15, 0.35, 0.45, 0.05] if film else [0.45, 0.3, 0.2, 0.05])
     kind = kinds[int(rng.choice(4, p=p))]
     if kind == "isotropic":
         return 0.0, 0.0, 2, "Ring: Isotropic"
@@ -166,7 +168,7 @@ def sio2(rng, geometry):
 
 def pdms(rng, geometry):
     return ["PDMS", "Polymer", "Amorphous"], [oriented_halo(rng, rng.uniform(0.78, 0.86), rng.uniform(3.0, 6.0), 1.0,
-                                                            geometry.startswith("GI")),
+                                                            geometry in GRAZING),
                                               halo(rng.uniform(2.0, 2.2), rng.uniform(1.5, 3.0), 0.3)]
 
 
@@ -197,8 +199,8 @@ def mwcnt(rng, geometry):
 
 def p3ht(rng, geometry):
     """Edge-on (lamellae along q_z), face-on or isotropic P3HT crystallites; often blended with PCBM."""
-    film = geometry.startswith("GI")
-    chi0, kappa, fold, tag = texture(rng, film, 0.0, [0.15, 0.2, 0.65, 0.0] if film else [0.4, 0.3, 0.3, 0.0])
+    film = geometry in GRAZING
+    chi0, kappa, fold, tag = texture(rng, film, 0.0, [0.1, 0.25, 0.65, 0.0] if film else [0.3, 0.35, 0.35, 0.0])
     feats = lattice_rings("lamellar", rng.uniform(0.37, 0.40), int(rng.integers(1, 4)), rng.uniform(80, 250),
                           rng.uniform(1.0, 2.5), chi0, kappa, fold, tag)
     pi_chi = chi0 + 90 * DEG if kappa else 0.0
@@ -228,7 +230,7 @@ def rubrene(rng, geometry):
                         positions.append((sign * qxy, l * c_star, amp))
                         orders.append(max(h, k, l) + 1)
         return ["Rubrene", "Single crystal"], [spots(positions, rng.uniform(0.008, 0.02), ["Ordered"], "main", orders)]
-    chi0, kappa, fold, tag = texture(rng, geometry.startswith("GI"), 0.0)
+    chi0, kappa, fold, tag = texture(rng, geometry in GRAZING, 0.0)
     return ["Rubrene", "Polycrystalline"], lattice_rings("lamellar", 2 * a_star, int(rng.integers(3, 8)),
                                                          rng.uniform(300, 900), rng.uniform(0.4, 1.0),
                                                          chi0, kappa, fold, tag)
@@ -242,7 +244,7 @@ def ps_pmma(rng, geometry):
     domain = rng.uniform(800, 4000)
     tags = ["PS-PMMA", "Block-copolymer", "Polymer"]
     feats = [diffuse(rng.uniform(100, 400), 4.0, rng.uniform(0.02, 0.1), tags=())]
-    if geometry == "GISAXS":
+    if geometry in FILM_SAXS:
         morphology = rng.choice(["vertical", "parallel", "lattice", "row", "column", "grains"],
                                 p=[0.25, 0.15, 0.3, 0.1, 0.05, 0.15])
         qs = lattice_q(kind, q1, orders)
@@ -267,8 +269,8 @@ def ps_pmma(rng, geometry):
                          for l in range(1, orders + 1) for sign in (-1, 1)]
             feats.append(spots(positions, scherrer_width(domain), ["Peaks: Line z"], "main",
                                [l for l in range(1, orders + 1) for _ in (0, 1)], peaks=False))
-        else:
-            chi0, kappa, fold, tag = texture(rng, True, 90 * DEG)
+        else:                                 # grains of either orientation
+            chi0, kappa, fold, tag = texture(rng, True, float(rng.choice([0.0, 90 * DEG])))
             feats += lattice_rings(kind, q1, orders, domain, rng.uniform(0.8, 2.0), chi0, kappa, fold, tag)
         return tags, feats
     chi0, kappa, fold, tag = texture(rng, False, float(rng.choice([0.0, 90 * DEG])))   # shear aligns either way
@@ -282,7 +284,7 @@ def superlattice(rng, geometry):
     q1 = 2 * np.pi / nn * (np.sqrt(1.5) if kind == "fcc" else np.sqrt(1.5))
     feats = [{"kind": "form_factor", "radius": float(radius), "polydispersity": float(rng.uniform(0.05, 0.15)),
               "amp": 1.0, "tags": ["Diffuse low-q: Isotropic"]}]
-    if geometry == "GISAXS" and rng.random() < 0.5:     # an oriented film of the superlattice
+    if geometry in FILM_SAXS and rng.random() < 0.5:     # an oriented film of the superlattice
         feats.append(film_spots(rng, q1, q1 * rng.uniform(0.8, 1.2), int(rng.integers(1, 3)), int(rng.integers(1, 3)),
                                 scherrer_width(rng.uniform(500, 2000))))
         for position in feats[-1]["positions"]:
@@ -298,7 +300,7 @@ def grating(rng, geometry):
     q1 = 2 * np.pi / pitch
     orders = int(rng.integers(3, 25))
     amps = [float(n + 1) ** -rng.uniform(0.5, 1.5) for n in range(orders)]
-    if geometry == "GISAXS":
+    if geometry in FILM_SAXS:
         return ["Grating"], [bragg_rods(q1 * np.arange(1, orders + 1), amps, q1 / rng.uniform(30, 100),
                                         rng.uniform(20, 100), rng.uniform(0.5, 2.0), ["Bragg rods", "Vertical streaks"])]
     chi = 90 * DEG if rng.random() < 0.6 else float(rng.uniform(10, 80) * DEG)

@@ -22,6 +22,7 @@ from xray_spark.simulate import features as F
 from xray_spark.simulate.detectors import detector, inactive_fraction
 from xray_spark.simulate.geometry import Geometry, pixel_offsets, q_and_obliquity
 from xray_spark.simulate.grazing import exit_angle_of, film_qz, fresnel_transmission, horizon_row
+from xray_spark.simulate.materials import GRAZING
 from xray_spark.simulate.noise import bloom, detect
 
 DEG = np.pi / 180
@@ -84,7 +85,7 @@ def scene_maps(scene: dict, geometry: Geometry, grid: tuple[int, int]) -> Maps:
     """q, chi and intensity scale of every pixel for the scene's geometry."""
     lab_q, cos_2theta = q_and_obliquity(geometry, grid)
     lab_scale = cos_2theta ** 3 * np.float32(scene["exposure"])
-    if scene["geometry"].startswith("GI"):
+    if scene["geometry"] in GRAZING:
         alpha_i, alpha_c = scene["incidence_deg"] * DEG, scene["critical_deg"] * DEG
         up, right = pixel_offsets(geometry, grid)
         alpha_f = np.arctan2(up, geometry.distance_m) - alpha_i                      # (rows, 1)
@@ -92,6 +93,10 @@ def scene_maps(scene: dict, geometry: Geometry, grid: tuple[int, int]) -> Maps:
         qxy = (geometry.wavenumber * np.sin(np.arctan2(right, geometry.distance_m))).astype(np.float32)
         qz = film_qz(alpha_f, alpha_i, alpha_c, geometry.wavenumber).astype(np.float32)
         transmission = fresnel_transmission(alpha_f, alpha_c).astype(np.float32)
+        if scene["geometry"] == "GTSAXS":          # the beam crosses the film's edge: scattering below the horizon too
+            below = alpha_f < 0
+            qz = np.where(below, geometry.wavenumber * (np.sin(alpha_f) + np.sin(alpha_i)), qz).astype(np.float32)
+            transmission = np.where(below, np.float32(scene["edge_transmission"]), transmission).astype(np.float32)
         if scene.get("horizon_smear_deg"):         # beam divergence blurs the horizon and Yoneda edges
             sigma_rows = scene["horizon_smear_deg"] * DEG * geometry.distance_m / geometry.pixel1_m * grid[0] / geometry.shape[0]
             transmission = _smooth_rows(transmission, sigma_rows)
@@ -190,7 +195,7 @@ def _window(geometry: Geometry, grid, row_px, col_px, sigma_rows_px, sigma_cols_
 
 def spot_position(scene: dict, geometry: Geometry, a: float, b: float) -> tuple[float, float]:
     """Raw (row, col) of a reflection: (q, chi) in transmission, (q_xy, film q_z) in grazing incidence."""
-    if scene["geometry"].startswith("GI"):
+    if scene["geometry"] in GRAZING:
         alpha_i, alpha_c = scene["incidence_deg"] * DEG, scene["critical_deg"] * DEG
         alpha_f = exit_angle_of(b, alpha_i, alpha_c, geometry.wavenumber)
         two_theta_f = np.arcsin(np.clip(a / geometry.wavenumber, -1, 1))
@@ -309,7 +314,7 @@ def render(scene: dict, grid: tuple[int, int], rng: np.random.Generator) -> Rend
         bad.flat[rng.integers(0, bad.size, n_dead)] = True
     extras = {"beam_in_frame": geometry.beam_in_frame, "beamstop_pixels": int(stop_shadow.sum()),
               "bloomed": bool(saturated.sum() > (expected >= det.counter_limit).sum())}
-    if scene["geometry"].startswith("GI"):
+    if scene["geometry"] in GRAZING:
         extras["horizon_row"] = to_grid(horizon_row(geometry, scene["incidence_deg"] * DEG), det.shape[0], grid[0])
     return Rendered(counts=counts, expected=expected, bad=bad, shadow=shadow, saturated=saturated, maps=maps,
                     raw_per_pixel=k, background=background, sample_scale=float(scene.get("sample_attenuation", 1.0)),

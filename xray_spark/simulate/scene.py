@@ -18,10 +18,10 @@ import numpy as np
 from xray_spark import tags as tagmod
 from xray_spark.config import ConfigError
 from xray_spark.simulate.detectors import DETECTORS, detector
-from xray_spark.simulate.materials import MATERIALS, SAXS, halo, spots
+from xray_spark.simulate.materials import GRAZING, MATERIALS, SAXS, halo, spots
 
 DEG = np.pi / 180
-GEOMETRIES = ("TSAXS", "TWAXS", "GISAXS", "GIWAXS")
+GEOMETRIES = ("TSAXS", "TWAXS", "GISAXS", "GIWAXS", "GTSAXS")
 BEAMSTOPS = ("Linear beamstop", "Circular beamstop", "none")
 ARTIFACTS = ("2D detector obstruction", "Object obstruction", "Point detector obstruction", "Beam streaking",
              "Parasitic slit scattering", "Asymmetric (left/right)", "Blocked", "Bad beam shape", "Smearred horizon")
@@ -90,7 +90,8 @@ def _beam_centre(rng, sim, rows, cols, saxs, grazing):
     """Raw (row, col) of the direct beam: inside the frame, or off it (detector moved to wide angles)."""
     if rng.random() < (sim.beam_off_image_saxs if saxs else sim.beam_off_image_waxs):
         side = int(rng.choice([0, 2, 3])) if grazing else int(rng.integers(4))     # 0 below, 1 above, 2 left, 3 right
-        out, along = rng.uniform(0.02, 0.35), rng.uniform(0.1, 0.9)
+        # grazing incidence keeps the low q_z region in view: the beam is only just below the frame
+        out, along = rng.uniform(0.02, 0.15 if grazing else 0.35), rng.uniform(0.1, 0.9)
         return [(rows * (1 + out), cols * along), (-rows * out, cols * along),
                 (rows * along, -cols * out), (rows * along, cols * (1 + out))][side]
     if grazing:
@@ -103,7 +104,7 @@ def sample_scene(sim, seed: int, index: int) -> tuple[dict, np.random.Generator]
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     geometry = _choice(rng, sim.geometries)
     det = detector(_choice(rng, sim.detectors))
-    saxs, grazing = geometry in SAXS, geometry.startswith("GI")
+    saxs, grazing = geometry in SAXS, geometry in GRAZING
     material = _choice(rng, sim.materials, {m for m, (modes, _) in MATERIALS.items() if geometry in modes})
     sample_tags, features = MATERIALS[material][1](rng, geometry)
     rows, cols = det.shape
@@ -121,6 +122,8 @@ def sample_scene(sim, seed: int, index: int) -> tuple[dict, np.random.Generator]
     scene["beams"] = [["direct", float(row), float(col), direct, 1.0]]
     if grazing:
         scene.update(incidence_deg=float(rng.uniform(*sim.incidence_deg)), critical_deg=float(rng.uniform(*sim.critical_deg)))
+        if geometry == "GTSAXS":
+            scene["edge_transmission"] = float(rng.uniform(0.2, 1.0))
         sample_tags = sorted(set(sample_tags) | {"Thin film"})
         features = features + _film_features(rng, scene)
         if geometry == "GIWAXS" and material not in ("SiO2",) and rng.random() < sim.substrate_halo:
