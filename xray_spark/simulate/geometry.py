@@ -100,17 +100,3 @@ def q_and_obliquity(geometry: Geometry, grid: tuple[int, int]) -> tuple[np.ndarr
     big_r = np.sqrt(r2 + d * d)
     sin_theta = np.sqrt(r2 / (np.float32(2) * big_r * (big_r + d)))
     return np.float32(2 * geometry.wavenumber) * sin_theta, d / big_r
-
-
-def solid_angle(geometry: Geometry, grid: tuple[int, int]) -> np.ndarray:
-    """Relative solid angle of each pixel, cos^3(2theta) (1 at the beam); (rows, cols) float32."""
-    _, cos_2theta = q_and_obliquity(geometry, grid)
-    return cos_2theta ** 3
-
-
-def position_of(geometry: Geometry, q: float, chi: float) -> tuple[float, float]:
-    """Raw-pixel (row, col) where a reflection at (q, chi) lands; inverse of ``q_chi``."""
-    two_theta = 2 * np.arcsin(np.clip(q / (2 * geometry.wavenumber), 0, 1))
-    radius = geometry.distance_m * np.tan(two_theta)
-    return (geometry.beam_row_px - radius * np.cos(chi) / geometry.pixel1_m,
-            geometry.beam_col_px + radius * np.sin(chi) / geometry.pixel2_m)

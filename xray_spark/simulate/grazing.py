@@ -22,12 +22,11 @@ from xray_spark.simulate.geometry import Geometry, pixel_offsets
 
 @dataclass(frozen=True)
 class GrazingMaps:
-    """Per-pixel maps of a grazing-incidence exposure, all (rows, cols) float32 unless noted."""
+    """Grazing-incidence maps, separable: row quantities (rows, 1), column quantities (1, cols); float32."""
     alpha_f: np.ndarray        # exit angle above the film surface, radians; (rows, 1)
-    q_xy: np.ndarray           # in-plane momentum transfer, signed (right positive), 1/angstrom
-    q_z: np.ndarray            # vertical momentum transfer in vacuum, 1/angstrom; (rows, 1)
-    q_z_film: np.ndarray       # refraction-corrected q_z inside the film; (rows, 1)
-    transmission: np.ndarray   # |t(alpha_f)|^2 (exit Fresnel factor), 0 below the horizon; (rows, 1)
+    q_xy: np.ndarray           # in-plane momentum transfer, signed (right positive), 1/angstrom; (1, cols)
+    q_z_film: np.ndarray       # refraction-corrected q_z inside the film, 1/angstrom; (rows, 1)
+    transmission: np.ndarray   # |t(alpha_f)|^2, exit Fresnel factor, 0 below the horizon; (rows, 1)
 
 
 def fresnel_transmission(alpha: np.ndarray, alpha_c: float) -> np.ndarray:
@@ -62,21 +61,17 @@ def exit_angle_of(qz_film: float, alpha_i: float, alpha_c: float, wavenumber: fl
 
 
 def grazing_maps(geometry: Geometry, grid: tuple[int, int], alpha_i: float, alpha_c: float) -> GrazingMaps:
-    """Exit angles and the q components of every rendered pixel for incidence ``alpha_i`` (radians)."""
+    """Exit angles, q_xy, film q_z and Fresnel factor of the rendered pixels for incidence ``alpha_i``.
+
+    Rows and columns separate (the usual flat-detector approximation, exact on the lines through
+    the beam): the exit angle depends on the row only, ``q_xy = k sin(2theta_f)`` on the column
+    only. Film features then cost outer products instead of per-pixel trigonometry.
+    """
     up, right = pixel_offsets(geometry, grid)
-    d = geometry.distance_m
     k = geometry.wavenumber
-    # separable rows and columns (the usual flat-detector approximation, exact on the lines
-    # through the beam): the exit angle depends on the row only, the in-plane angle on the column
-    alpha_f = np.arctan2(up, d) - alpha_i                       # (rows, 1)
-    two_theta_f = np.arctan2(right, d)                          # (1, cols)
-    cos_f = np.cos(alpha_f)
-    qx = k * (cos_f * np.cos(two_theta_f) - np.cos(alpha_i))
-    qy = k * cos_f * np.sin(two_theta_f)
-    q_xy = np.sign(qy) * np.sqrt(qx * qx + qy * qy)
-    q_z = k * (np.sin(alpha_f) + np.sin(alpha_i))
+    alpha_f = np.arctan2(up, geometry.distance_m) - alpha_i                       # (rows, 1)
+    q_xy = k * np.sin(np.arctan2(right, geometry.distance_m))                      # (1, cols)
     return GrazingMaps(alpha_f=alpha_f.astype(np.float32), q_xy=q_xy.astype(np.float32),
-                       q_z=q_z.astype(np.float32),
                        q_z_film=film_qz(alpha_f, alpha_i, alpha_c, k).astype(np.float32),
                        transmission=fresnel_transmission(alpha_f, alpha_c).astype(np.float32))
 

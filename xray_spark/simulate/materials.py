@@ -188,7 +188,9 @@ def mwcnt(rng, geometry):
             tag = ["Diffuse low-q: Oriented z", "Diffuse low-q: Oriented xy", "Diffuse low-q: Oriented other",
                    "Diffuse low-q: Anisotropic"][kind]
             return ["MWCNT"], [diffuse(xi, 3.0, 1.0, chi0, kappa, [tag])]
-        return ["MWCNT"], [diffuse(xi, 3.0, 1.0)]
+        # randomly oriented tubes: the cross-section form factor of cylinders, oscillating at low q
+        return ["MWCNT"], [{"kind": "cylinder", "radius": float(rng.uniform(40, 120)), "amp": 1.0,
+                            "tags": ["Diffuse low-q: Isotropic"]}]
     chi0, kappa, fold, tag = (90 * DEG, float(rng.uniform(3, 12)), 2, "Ring: Oriented xy") if aligned \
         else (0.0, 0.0, 2, "Ring: Isotropic")
     return ["MWCNT"], [ring(1.84, scherrer_width(rng.uniform(25, 60)), 1.0, chi0, kappa, fold, [tag]),
@@ -312,7 +314,8 @@ def grating(rng, geometry):
 
 def nanoporous(rng, geometry):
     return ["Nanoporous"], [halo(rng.uniform(0.03, 0.1), rng.uniform(30, 80), 0.5, tags=("Diffuse low-q: Isotropic",)),
-                            diffuse(rng.uniform(200, 600), 4.0, 1.0)]
+                            {"kind": "porod", "q_ref": float(rng.uniform(0.005, 0.015)), "amp": 1.0,
+                             "tags": ["Diffuse low-q: Isotropic"]}]
 
 
 def empty_cell(rng, geometry):

@@ -21,7 +21,7 @@ import numpy as np
 from xray_spark.simulate import features as F
 from xray_spark.simulate.detectors import detector, inactive_fraction
 from xray_spark.simulate.geometry import Geometry, pixel_offsets, q_and_obliquity
-from xray_spark.simulate.grazing import exit_angle_of, film_qz, fresnel_transmission, horizon_row
+from xray_spark.simulate.grazing import exit_angle_of, grazing_maps, horizon_row
 from xray_spark.simulate.materials import GRAZING
 from xray_spark.simulate.noise import bloom, detect
 
@@ -29,7 +29,7 @@ DEG = np.pi / 180
 Q_BINS = 2048            # fine q grid of radial profiles
 CHI_BINS = 720           # fine azimuth grid of orientation distributions
 GAP_THRESHOLD = 0.5      # a rendered pixel more than half gap is bad, as preprocess decides for stored pixels
-RADIAL = ("ring", "halo", "diffuse", "form_factor", "porod")
+RADIAL = ("ring", "halo", "diffuse", "form_factor", "cylinder", "porod")
 
 
 @dataclass
@@ -87,19 +87,15 @@ def scene_maps(scene: dict, geometry: Geometry, grid: tuple[int, int]) -> Maps:
     lab_scale = cos_2theta ** 3 * np.float32(scene["exposure"])
     if scene["geometry"] in GRAZING:
         alpha_i, alpha_c = scene["incidence_deg"] * DEG, scene["critical_deg"] * DEG
-        up, right = pixel_offsets(geometry, grid)
-        alpha_f = np.arctan2(up, geometry.distance_m) - alpha_i                      # (rows, 1)
-        # q_xy from the in-plane angle alone (exact at the horizon, the usual GI approximation)
-        qxy = (geometry.wavenumber * np.sin(np.arctan2(right, geometry.distance_m))).astype(np.float32)
-        qz = film_qz(alpha_f, alpha_i, alpha_c, geometry.wavenumber).astype(np.float32)
-        transmission = fresnel_transmission(alpha_f, alpha_c).astype(np.float32)
-        if scene["geometry"] == "GTSAXS":          # the beam crosses the film's edge: scattering below the horizon too
-            below = alpha_f < 0
-            qz = np.where(below, geometry.wavenumber * (np.sin(alpha_f) + np.sin(alpha_i)), qz).astype(np.float32)
-            transmission = np.where(below, np.float32(scene["edge_transmission"]), transmission).astype(np.float32)
+        gi = grazing_maps(geometry, grid, alpha_i, alpha_c)
+        qxy, qz, transmission = gi.q_xy, gi.q_z_film, gi.transmission
         if scene.get("horizon_smear_deg"):         # beam divergence blurs the horizon and Yoneda edges
             sigma_rows = scene["horizon_smear_deg"] * DEG * geometry.distance_m / geometry.pixel1_m * grid[0] / geometry.shape[0]
             transmission = _smooth_rows(transmission, sigma_rows)
+        if scene["geometry"] == "GTSAXS":          # the beam crosses the film's edge: scattering below the horizon too
+            below = gi.alpha_f < 0
+            qz = np.where(below, geometry.wavenumber * (np.sin(gi.alpha_f) + np.sin(alpha_i)), qz).astype(np.float32)
+            transmission = np.where(below, np.float32(scene["edge_transmission"]), transmission).astype(np.float32)
         q = np.sqrt(qxy * qxy + qz * qz)
         chi = np.arctan2(np.broadcast_to(qxy, q.shape), np.broadcast_to(qz, q.shape))
         scale = lab_scale * transmission
@@ -134,6 +130,8 @@ def radial_profile(feature: dict, q: np.ndarray) -> np.ndarray:
         out = F.diffuse(q, feature["xi"], feature["exponent"])
     elif kind == "form_factor":
         out = F.sphere_form_factor(q, feature["radius"], feature["polydispersity"])
+    elif kind == "cylinder":
+        out = F.cylinder_form_factor(q, feature["radius"])
     elif kind == "porod":
         out = F.porod(q, feature["q_ref"])
     else:
