@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from pyspark.ml import Pipeline, PipelineModel
 
-from bof_images import FEATURES, toy_frame
-from xray_spark import schema, tags
+from bof_images import FEATURES, toy_frame, toy_image
+from xray_spark import modeldir, schema, tags
 from xray_spark.bof import kmeans
 from xray_spark.bof.stages import PatchDescriptors, SpatialPyramid, VisualDictionary, VisualDictionaryModel
+from xray_spark.bof.scorer import write_model_dir
 from xray_spark.bof.svm import ChiSquareSVMs
 from xray_spark.evaluate import evaluate
 
@@ -89,6 +90,15 @@ def test_pipeline_fits_saves_loads_and_scores_well_above_chance(spark, tmp_path)
     results = evaluate(np.array([r.scores for r in rows]), labels, names, method="BoF", label_set="toy")
     chance = labels.mean()
     assert results.n_scored == 3 and results.mean_ap > 0.8 > chance + 0.25, results
+
+    # The same model as a model directory scores the same images the same way, without Spark.
+    write_model_dir(tmp_path / "model", loaded, model_id="bof-toy", image_size=64, preprocessing={},
+                    training={"images": 160})
+    scorer = modeldir.load(tmp_path / "model")
+    assert scorer.tags == list(FEATURES) and scorer.manifest["kind"] == "bof"
+    images, masks, _ = zip(*(toy_image(int(r.image_id[-5:]), seed=1) for r in rows[:8]))
+    np.testing.assert_allclose(scorer.score(np.stack(images), np.stack(masks), [r.image_id for r in rows[:8]]),
+                               [r.scores for r in rows[:8]], rtol=1e-4, atol=1e-5)
 
 
 def test_dictionary_rejects_too_few_patches(spark):

@@ -42,6 +42,7 @@ REQUIRED = ("format", "kind", "model_id", "tags", "thresholds", "input", "prepro
 # kind -> "module:function" taking (directory: Path, manifest: dict) and returning a Scorer.
 LOADERS = {
     "cnn": "xray_spark.cnn.model:load_scorer",
+    "bof": "xray_spark.bof.scorer:load_scorer",
 }
 
 

@@ -17,6 +17,7 @@ product for the tags sharing it.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
@@ -102,6 +103,16 @@ def decision_scores(distances: np.ndarray, dual: np.ndarray, intercepts: np.ndar
         tags = np.flatnonzero(gammas == gamma)
         scores[:, tags] = np.exp(-gamma * distances) @ dual[:, tags] + intercepts[tags]
     return scores
+
+
+def svm_scores(features: np.ndarray, arrays: dict) -> np.ndarray:
+    """(n, m) float32 scores of (n, d) features with a fitted model's arrays (support_features, dual,
+    intercepts, gammas); only the intercepts when no tag kept a support vector."""
+    support = arrays["support_features"]
+    if not len(support) or not len(features):
+        return np.tile(arrays["intercepts"], (len(features), 1)).astype(np.float32)
+    return decision_scores(chi2_distances(features, support), arrays["dual"], arrays["intercepts"],
+                           arrays["gammas"]).astype(np.float32)
 
 
 def training_distances(blocks, n: int) -> np.ndarray:
@@ -225,9 +236,7 @@ class ChiSquareSVMModel(Model, _SVMParams, ArraysReadWrite):
         self.model_arrays = dict(arrays)
 
     def _transform(self, dataset):
-        import pyarrow as pa
-        a = self.model_arrays
-        support, dual, intercepts, gammas = a["support_features"], a["dual"], a["intercepts"], a["gammas"]
+        arrays = self.model_arrays
         in_col, out_col = self.getOrDefault(self.featuresCol), self.getOrDefault(self.outputCol)
         schema = pa.schema(list(columns.arrow_schema(dataset)) + [pa.field(out_col, pa.list_(pa.float32()))])
 
@@ -235,11 +244,8 @@ class ChiSquareSVMModel(Model, _SVMParams, ArraysReadWrite):
             for batch in batches:
                 rows = batch.column(in_col).to_pylist()
                 present = [np.asarray(r, np.float32) for r in rows if r is not None]
-                if present and len(support):
-                    scores = decision_scores(chi2_distances(np.vstack(present), support), dual, intercepts, gammas)
-                else:
-                    scores = np.tile(intercepts, (len(present), 1))
-                it = iter(scores.astype(np.float32))
+                width = arrays["support_features"].shape[1]
+                it = iter(svm_scores(np.vstack(present) if present else np.empty((0, width), np.float32), arrays))
                 out = [None if r is None else next(it) for r in rows]
                 yield columns.with_columns(batch, schema, {out_col: columns.list_column(out, pa.float32())})
 
