@@ -21,7 +21,7 @@ import numpy as np
 
 from xray_spark.simulate.render import CHI_BINS, Q_BINS
 
-LABEL_Q, LABEL_CHI = Q_BINS // 4, 24
+LABEL_Q, LABEL_CHI = Q_BINS // 8, 24
 SUBSAMPLE = 7            # intensity levels are estimated on every 7th pixel
 HIGHER_ORDERS = [(20, "Higher orders: 20 or more"), (11, "Higher orders: 10 to 20"),
                  (7, "Higher orders: 7 to 10"), (4, "Higher orders: 4 to 6"), (2, "Higher orders: 2 to 3")]
@@ -47,7 +47,8 @@ class _Bins:
     def __init__(self, rendered, visible):
         maps = rendered.maps
         every = (slice(None, None, 2), slice(None, None, 2))
-        index = ((maps.q_index[every] >> 2) * LABEL_CHI + maps.chi_index[every] // (CHI_BINS // LABEL_CHI)).ravel()
+        index = ((maps.q_index[every] // (Q_BINS // LABEL_Q)) * LABEL_CHI
+                 + maps.chi_index[every] // (CHI_BINS // LABEL_CHI)).ravel()
         size, shape = LABEL_Q * LABEL_CHI, (LABEL_Q, LABEL_CHI)
         weight = visible[every].ravel().astype(np.float32) * np.float32(4)
         self.in_frame = np.bincount(index, minlength=size).reshape(shape) > 0

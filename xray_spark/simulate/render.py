@@ -107,8 +107,10 @@ def scene_maps(scene: dict, geometry: Geometry, grid: tuple[int, int]) -> Maps:
                          np.broadcast_to(up.astype(np.float32), q.shape))
         scale, extras = lab_scale, {}
     q_max = float(max(q.max(), lab_q.max())) * 1.0001 + 1e-9
-    return Maps(q_index=_bins(q, q_max, Q_BINS), chi_index=_bins(chi + np.float32(np.pi), 2 * np.pi, CHI_BINS),
-                q_max=q_max, scale=scale, lab_q_index=_bins(lab_q, q_max, Q_BINS), lab_scale=lab_scale, **extras)
+    q_index = _bins(q, q_max, Q_BINS)
+    return Maps(q_index=q_index, chi_index=_bins(chi + np.float32(np.pi), 2 * np.pi, CHI_BINS), q_max=q_max,
+                scale=scale, lab_q_index=q_index if q is lab_q else _bins(lab_q, q_max, Q_BINS), lab_scale=lab_scale,
+                **extras)
 
 
 def _smooth_rows(profile: np.ndarray, sigma: float) -> np.ndarray:
@@ -301,7 +303,8 @@ def render(scene: dict, grid: tuple[int, int], rng: np.random.Generator) -> Rend
     shadow = stop_shadow.copy()
     for obstruction in scene.get("obstructions", []):
         shadow |= obstruction_shadow(obstruction, grid)
-    expected = np.where(shadow, expected * np.float32(scene["shadow_transmission"]), expected).astype(np.float32)
+    if shadow.any():
+        expected[shadow] *= np.float32(scene["shadow_transmission"])
     counts = detect(expected, det, k, rng)
     if not det.photon_counting:
         counts = bloom(counts, expected, det.counter_limit, det.shape[0] / grid[0])
@@ -310,8 +313,8 @@ def render(scene: dict, grid: tuple[int, int], rng: np.random.Generator) -> Rend
     n_dead = rng.binomial(bad.size, scene["dead_fraction"])
     if n_dead:
         bad.flat[rng.integers(0, bad.size, n_dead)] = True
-    extras = {"beam_in_frame": geometry.beam_in_frame, "beamstop_pixels": int(stop_shadow.sum()),
-              "bloomed": bool(saturated.sum() > (expected >= det.counter_limit).sum())}
+    bloomed = not det.photon_counting and bool(saturated.sum() > (expected >= det.counter_limit).sum())
+    extras = {"beam_in_frame": geometry.beam_in_frame, "beamstop_pixels": int(stop_shadow.sum()), "bloomed": bloomed}
     if scene["geometry"] in GRAZING:
         extras["horizon_row"] = to_grid(horizon_row(geometry, scene["incidence_deg"] * DEG), det.shape[0], grid[0])
     return Rendered(counts=counts, expected=expected, bad=bad, shadow=shadow, saturated=saturated, maps=maps,
