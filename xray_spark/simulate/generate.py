@@ -22,6 +22,7 @@ from xray_spark.simulate.render import render
 from xray_spark.simulate.scene import sample_scene, validate
 
 GENERATOR_VERSION = 1
+OUTPUT_BATCH_BYTES = 64 * 2**20     # Arrow batches handed back to Spark stay below this (2048^2 images are 20 MB)
 
 
 def config_fingerprint(config: Config) -> str:
@@ -58,13 +59,17 @@ def make_image(config: Config, seed: int, index: int, fingerprint: str | None = 
 
 
 def _batches(config: Config, seed: int):
-    """mapInArrow function: image indices in, `images` rows out, one Arrow batch per input batch."""
+    """mapInArrow function: image indices in, `images` rows out in Arrow batches of bounded size."""
     fingerprint = config_fingerprint(config)
+    side = config.tables.image_size
+    per_batch = max(1, OUTPUT_BATCH_BYTES // (5 * side * side))      # float32 image + uint8 mask per row
 
     def generate(batches):
         for batch in batches:
             ids = batch.column("id").to_numpy()
-            yield schema.records_to_arrow([make_image(config, seed, int(i), fingerprint) for i in ids])
+            for start in range(0, len(ids), per_batch):
+                yield schema.records_to_arrow([make_image(config, seed, int(i), fingerprint)
+                                               for i in ids[start:start + per_batch]])
     return generate
 
 
