@@ -171,7 +171,7 @@ class SimulateConfig:
     artifacts: dict[str, float] = _opt({"2D detector obstruction": 0.08, "Object obstruction": 0.05,
                                         "Point detector obstruction": 0.03, "Beam streaking": 0.05, "Parasitic slit scattering": 0.02,
                                         "Asymmetric (left/right)": 0.08, "Blocked": 0.02, "Bad beam shape": 0.1,
-                                        "Smearred horizon": 0.08},
+                                        "Smearred horizon": 0.08, "Theta sweep": 0.05},
                                        "probability of each artifact (tags) per image")
     substrate_halo: float = _opt(0.5, "probability a GIWAXS film shows its substrate's amorphous SiO2 halo", min=0.0, max=1.0)
     substrate_peak: float = _opt(0.3, "probability a GIWAXS film shows its Si(001) substrate's (111) Bragg peak", min=0.0, max=1.0)

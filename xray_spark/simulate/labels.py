@@ -142,6 +142,8 @@ def visible_tags(scene: dict, rendered, det, th) -> list[str]:
             tags.add("Horizon")
             if scene.get("horizon_smear_deg"):
                 tags.add("Smearred horizon")
+            if scene.get("sweep_deg"):
+                tags.add("Theta sweep")
     for seen_orders in orders.values():
         distinct = set(seen_orders)
         if len(distinct) >= 2:

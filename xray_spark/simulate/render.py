@@ -89,6 +89,9 @@ def scene_maps(scene: dict, geometry: Geometry, grid: tuple[int, int]) -> Maps:
         alpha_i, alpha_c = scene["incidence_deg"] * DEG, scene["critical_deg"] * DEG
         gi = grazing_maps(geometry, grid, alpha_i, alpha_c)
         qxy, qz, transmission = gi.q_xy, gi.q_z_film, gi.transmission
+        if scene.get("sweep_deg"):                 # a theta sweep sums exposures at several incidence angles
+            transmission = np.mean([grazing_maps(geometry, grid, a * DEG, alpha_c).transmission
+                                    for a in scene["sweep_deg"]], axis=0)
         if scene.get("horizon_smear_deg"):         # beam divergence blurs the horizon and Yoneda edges
             sigma_rows = scene["horizon_smear_deg"] * DEG * geometry.distance_m / geometry.pixel1_m * grid[0] / geometry.shape[0]
             transmission = _smooth_rows(transmission, sigma_rows)

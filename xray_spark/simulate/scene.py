@@ -24,7 +24,8 @@ DEG = np.pi / 180
 GEOMETRIES = ("TSAXS", "TWAXS", "GISAXS", "GIWAXS", "GTSAXS")
 BEAMSTOPS = ("Linear beamstop", "Circular beamstop", "none")
 ARTIFACTS = ("2D detector obstruction", "Object obstruction", "Point detector obstruction", "Beam streaking",
-             "Parasitic slit scattering", "Asymmetric (left/right)", "Blocked", "Bad beam shape", "Smearred horizon")
+             "Parasitic slit scattering", "Asymmetric (left/right)", "Blocked", "Bad beam shape", "Smearred horizon",
+             "Theta sweep")
 RANGES = ("saxs_distance_m", "waxs_distance_m", "wavelength_m", "incidence_deg", "critical_deg",
           "exposure_counts", "background_counts")
 
@@ -165,7 +166,7 @@ def _film_features(rng, scene) -> list[dict]:
 
 def _artifact(rng, scene, artifact, grazing):
     """Add one artifact to the scene (obstruction shadows, streaks, asymmetry, blocked beam, ...)."""
-    needs_beam = ("Beam streaking", "Parasitic slit scattering", "Bad beam shape")
+    needs_beam = ("Beam streaking", "Parasitic slit scattering", "Bad beam shape", "Theta sweep")
     if artifact in needs_beam and not scene["beams"]:
         return
     if artifact == "2D detector obstruction":             # a flight-tube or window edge cutting a side
@@ -204,6 +205,15 @@ def _artifact(rng, scene, artifact, grazing):
     elif artifact == "Bad beam shape":
         scene["beams"][0][4] = float(rng.uniform(3, 8))
         scene["beam_elongation"] = scene["beams"][0][4]
+    elif artifact == "Theta sweep" and grazing:
+        # the exposure integrates a scan of the incidence angle: several horizons and reflected beams
+        sweep = sorted(float(a) for a in rng.uniform(0.05, 0.35, int(rng.integers(3, 6))))
+        _, row, col, direct, _ = scene["beams"][0]
+        pixel = detector(scene["detector"]).pixel1_m
+        scene["sweep_deg"] = sweep
+        scene["beams"] = [scene["beams"][0]] + [
+            ["specular", row - scene["distance_m"] * math.tan(2 * a * DEG) / pixel, col,
+             direct * float(rng.uniform(1e-3, 3e-2)) / len(sweep), 1.0] for a in sweep]
     elif artifact == "Smearred horizon" and grazing:
         scene["horizon_smear_deg"] = float(rng.uniform(0.03, 0.1))
     else:
