@@ -52,12 +52,17 @@ def poisson(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     table = _quantile_table()
     u = rng.random(lam.shape, dtype=np.float32) * np.float32(QUANTILES)
     column = u.astype(np.int32)
-    dither = u - column                                   # the uniform's remaining bits
     root = np.sqrt(lam)
+    high = lam >= NORMAL_ABOVE
+    normal = None
+    if high.any():
+        normal = np.maximum(np.rint(lam + root * np.take(_normal_quantiles(), column)), 0.0)
+        if high.all():
+            return normal.astype(np.float32)
+    dither = u - column                                   # the uniform's remaining bits
     row = np.minimum(root * np.float32(ROWS_PER_UNIT) + dither, np.float32(table.shape[0] - 1)).astype(np.int32)
-    low = np.take(table.ravel(), row * np.int32(QUANTILES) + column)
-    normal = lam + root * np.take(_normal_quantiles(), column)
-    return np.where(lam < NORMAL_ABOVE, low, np.maximum(np.rint(normal), 0.0)).astype(np.float32)
+    low = np.take(table.ravel(), row * np.int32(QUANTILES) + column).astype(np.float32)
+    return low if normal is None else np.where(high, normal, low).astype(np.float32)
 
 
 def detect(expected: np.ndarray, det, k: float, rng: np.random.Generator) -> np.ndarray:
