@@ -28,7 +28,8 @@ LATTICES = {
     # body-centred cubic (spheres): h + k + l even -> sqrt(1, 2, 3, 4, ...) relative to (110)
     "bcc": lambda n: np.sqrt(_sums(lambda h, k, l: (h * h + k * k + l * l) * ((h + k + l) % 2 == 0), 3, n) / 2),
     # face-centred cubic: h, k, l all even or all odd -> (111), (200), (220), (311), ...
-    "fcc": lambda n: np.sqrt(_sums(lambda h, k, l: (h * h + k * k + l * l) * ((h % 2 == k % 2) & (k % 2 == l % 2)), 3, n) / 3),
+    "fcc": lambda n: np.sqrt(_sums(lambda h, k, l: (h * h + k * k + l * l) * ((h % 2 == k % 2) & (k % 2 == l % 2)),
+                                   3, n) / 3),
     # simple cubic: every h, k, l
     "cubic": lambda n: np.sqrt(_sums(lambda h, k, l: h * h + k * k + l * l, 3, n)),
 }

@@ -68,7 +68,8 @@ class _Bins:
         if in_frame.size == 0:
             return 0.0, 0.0, 0.0
         support = (shape >= in_frame.max() * 0.5) & self.in_frame
-        return float((shape * self.scale)[support].sum()), float(self.expected[support].sum()), float(self.n[support].sum())
+        return (float((shape * self.scale)[support].sum()), float(self.expected[support].sum()),
+                float(self.n[support].sum()))
 
 
 def _pixels(windows, expected, visible, fraction):

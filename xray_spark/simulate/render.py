@@ -93,7 +93,8 @@ def scene_maps(scene: dict, geometry: Geometry, grid: tuple[int, int]) -> Maps:
             transmission = np.mean([grazing_maps(geometry, grid, a * DEG, alpha_c).transmission
                                     for a in scene["sweep_deg"]], axis=0)
         if scene.get("horizon_smear_deg"):         # beam divergence blurs the horizon and Yoneda edges
-            sigma_rows = scene["horizon_smear_deg"] * DEG * geometry.distance_m / geometry.pixel1_m * grid[0] / geometry.shape[0]
+            raw_rows = scene["horizon_smear_deg"] * DEG * geometry.distance_m / geometry.pixel1_m
+            sigma_rows = raw_rows * grid[0] / geometry.shape[0]
             transmission = _smooth_rows(transmission, sigma_rows)
         if scene["geometry"] == "GTSAXS":          # the beam crosses the film's edge: scattering below the horizon too
             below = gi.alpha_f < 0
@@ -221,8 +222,8 @@ def separable_profiles(feature: dict, maps: Maps, geometry: Geometry,
     kind = feature["kind"]
     if kind == "streak":
         rows_at, cols_at = geometry.shape
-        r = (np.arange(grid[0], dtype=np.float32)[:, None] - np.float32(to_grid(geometry.beam_row_px, rows_at, grid[0])))
-        c = (np.arange(grid[1], dtype=np.float32)[None, :] - np.float32(to_grid(geometry.beam_col_px, cols_at, grid[1])))
+        r = np.arange(grid[0], dtype=np.float32)[:, None] - np.float32(to_grid(geometry.beam_row_px, rows_at, grid[0]))
+        c = np.arange(grid[1], dtype=np.float32)[None, :] - np.float32(to_grid(geometry.beam_col_px, cols_at, grid[1]))
         width = max(feature["width_px"] * grid[0] / rows_at, 0.5)
         if feature.get("direction", "horizontal") == "horizontal":
             across, along, length = r, c, feature["length_px"] * grid[1] / cols_at
@@ -238,7 +239,8 @@ def separable_profiles(feature: dict, maps: Maps, geometry: Geometry,
         columns = [F.ring(qxy, 0.0, feature["sigma"])]
     elif kind == "bragg_rods":
         rows = F.diffuse(qz, feature["xi_z"], 2.0)
-        columns = [np.float32(a) * F.ring(np.abs(qxy), q0, feature["sigma"]) for q0, a in zip(feature["q"], feature["amps"])]
+        columns = [np.float32(a) * F.ring(np.abs(qxy), q0, feature["sigma"])
+                   for q0, a in zip(feature["q"], feature["amps"])]
     elif kind == "film_diffuse":
         rows = F.diffuse(qz, feature["xi_z"], 2.0)
         columns = [F.diffuse(qxy, feature["xi"], 3.0)]

@@ -69,15 +69,16 @@ def validate(sim) -> None:
     check_tags("artifacts", list(sim.artifacts))
     for key, value in sim.artifacts.items():
         if key not in ARTIFACTS:
-            fail("artifacts", sim.artifacts, f"{key!r} is not an artifact the generator draws; known: {', '.join(ARTIFACTS)}")
+            fail("artifacts", sim.artifacts,
+                 f"{key!r} is not an artifact the generator draws; known: {', '.join(ARTIFACTS)}")
         if not (math.isfinite(value) and 0 <= value <= 1):
             fail(f"artifacts.{key}", value, "a probability in [0, 1]")
     for key in RANGES:
         value = getattr(sim, key)
         if len(value) != 2 or not all(math.isfinite(v) and v > 0 for v in value) or value[0] > value[1]:
             fail(key, value, "expected [low, high] with 0 < low <= high, both finite")
-    for key in ("beam_off_image_saxs", "beam_off_image_waxs", "substrate_halo", "substrate_peak", "dead_fraction", "snr_min",
-                "contrast_min", "weak_counts", "strong_counts", "high_background_counts"):
+    for key in ("beam_off_image_saxs", "beam_off_image_waxs", "substrate_halo", "substrate_peak", "dead_fraction",
+                "snr_min", "contrast_min", "weak_counts", "strong_counts", "high_background_counts"):
         if not math.isfinite(getattr(sim, key)):
             fail(key, getattr(sim, key), "must be a finite number")
     active = {m for m, w in sim.materials.items() if w > 0}
@@ -122,7 +123,8 @@ def sample_scene(sim, seed: int, index: int) -> tuple[dict, np.random.Generator]
     direct = exposure * float(rng.uniform(1e3, 1e5))
     scene["beams"] = [["direct", float(row), float(col), direct, 1.0]]
     if grazing:
-        scene.update(incidence_deg=float(rng.uniform(*sim.incidence_deg)), critical_deg=float(rng.uniform(*sim.critical_deg)))
+        scene.update(incidence_deg=float(rng.uniform(*sim.incidence_deg)),
+                     critical_deg=float(rng.uniform(*sim.critical_deg)))
         if geometry == "GTSAXS":
             scene["edge_transmission"] = float(rng.uniform(0.2, 1.0))
         sample_tags = sorted(set(sample_tags) | {"Thin film"})
