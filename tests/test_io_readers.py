@@ -229,3 +229,18 @@ def test_a_user_mask_named_by_the_sidecar_masks_its_pixels(tmp_path):
     assert image["distance_m"] == 3.5 and provenance["geometry_source"]["distance_m"] == "sidecar"
     stored = np.frombuffer(image["mask"], np.uint8).reshape(32, 32)
     assert stored[:, 0].all() and not stored[:, -1].any()
+
+
+def test_ingest_and_nightly_refuse_bad_input_before_spark_starts(tmp_path, capsys):
+    from xray_spark.cli import main
+
+    assert main(["--set", f"ingest.archive={tmp_path / 'nope'}", "ingest"]) == 2
+    assert "is not a directory (set ingest.archive or --archive)" in capsys.readouterr().err
+    (tmp_path / "labels.csv").write_text("path,tags\nbt/run/a.tif,Thin flim\n")
+    assert main(["ingest", "--archive", str(tmp_path), "--labels", str(tmp_path / "labels.csv")]) == 2
+    assert "'Thin flim' (closest: 'Thin film'" in capsys.readouterr().err
+    assert main(["nightly", "--night", "2026-13-01"]) == 2
+    assert "expected a date YYYY-MM-DD" in capsys.readouterr().err
+    assert main(["--set", f"paths.root={tmp_path}", "nightly", "--archive", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nightly.models:" in err and "no manifest.json" in err

@@ -113,9 +113,9 @@ class HorovodConfig:
 
 @dataclass
 class CnnConfig:
-    preset: str = _opt("cpu", "network size: paper (227 px input, ~72M parameters, GPU) or cpu (64 px, trains on 2 cores)",
+    preset: str = _opt("cpu", "network size: paper (227 px input, ~72M parameters, GPU) or cpu (128 px, trains on 2 cores)",
                        choices=["paper", "cpu"])
-    input_size: int | None = _opt(None, "model input side in pixels; null = the preset's (paper 227, cpu 64)", min=16)
+    input_size: int | None = _opt(None, "model input side in pixels; null = the preset's (paper 227, cpu 128)", min=16)
     width: float | None = _opt(None, "multiplier of the conv filters (96, 256, 384, 384, 256); null = the preset's", min=0.01)
     dense_units: int | None = _opt(None, "units of the two dense layers; null = the preset's (paper 4096, cpu 256)", min=1)
     tag_set: str = _opt("top17", "tags the network outputs: topN, a group G1..G7, or all")
@@ -290,6 +290,7 @@ class DemoConfig:
     archive_files: int = _opt(24, "detector files in the demo archive (EDF, CBF, TIFF, Eiger in turn)", min=4)
     archive_runs: int = _opt(4, "runs the demo archive's files are spread over", min=1)
     seed: int = _opt(1, "seed of the demo archive's images (the training set uses simulate.seed)", min=0)
+    bag_of_features: bool = _opt(True, "also train and evaluate the bag of features (build_dictionary .. evaluate)")
     overrides: list[str] = _opt(["cnn.epochs=8"], "--set overrides applied to every demo step (small sizes)")
 
 

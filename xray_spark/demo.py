@@ -2,11 +2,12 @@
 
 1. ``generate`` a synthetic training set (physics generator, exact tags);
 2. ``train_cnn`` on it with the small CPU preset (Horovod on Spark);
-3. the bag-of-features jobs (``build_dictionary``, ``spm_features``, ``train_svm``) with their
-   small preset, when a bag-of-features model can label through ``predict``;
+3. the bag-of-features jobs (``build_dictionary``, ``spm_features``, ``train_svm``, ``evaluate``,
+   which prints AP per tag and mAP) with their small preset on the CNN's tags, when
+   ``demo.bag_of_features``;
 4. build a small beamtime archive in the real formats (EDF, CBF, TIFF, Eiger HDF5, plus damaged
    files and expert labels; ``io.demo_archive``);
-5. ``nightly`` on it: ingest, label with the trained models, HTML summary;
+5. ``nightly`` on it: ingest, label with the CNN and the bag of features, HTML summary;
 
 and prints where the summary is. Every step is the real job, called through the same command
 line a user types, with ``demo.overrides`` and then the user's own ``--conf``/``--set`` applied.
@@ -19,8 +20,6 @@ import os
 import shutil
 import time
 from datetime import datetime, timezone
-
-from xray_spark import modeldir
 
 log = logging.getLogger(__name__)
 MARKER = ".xray_spark_demo"
@@ -51,6 +50,7 @@ def add_arguments(parser) -> None:
 
 
 def run(config, args) -> int:
+    from xray_spark.bof.pipeline import label_slug
     from xray_spark.io.demo_archive import build_archive
     from xray_spark.spark import build_session
 
@@ -59,17 +59,22 @@ def run(config, args) -> int:
     root = os.path.abspath(demo.root)
     _prepare_root(root)
     user = ([f"--conf={args.conf}"] if args.conf else []) + [f"--set={o}" for o in args.overrides]
-    base = [f"--set={o}" for o in demo.overrides] + [f"--set=paths.root={root}"] + user
+    common = [f"--set={o}" for o in demo.overrides] + [f"--set=paths.root={root}"]
+    base = common + user
     training = os.path.join(root, "synthetic")
     archive = os.path.join(root, "archive")
     timings: dict[str, float] = {}
-    models = ["cnn"]
+    models = [config.cnn.model_name]
     _step("generate training images", base + ["generate", "--n", str(demo.train_images), "--output", training], timings)
     _step("train CNN", base + ["train_cnn", "--images", training, "--fresh"], timings)
-    if "bof" in modeldir.LOADERS:
-        for job in ("build_dictionary", "spm_features", "train_svm"):
-            _step(f"bag of features: {job}", base + [job, "--images", training], timings)
-        models.append("bof")
+    if demo.bag_of_features:
+        # the CNN's tags, so that train_svm also writes the model directory nightly labels with
+        bof = common + [f"--set=bof.label_set={config.cnn.tag_set}"] + user
+        for job in ("build_dictionary", "spm_features"):
+            _step(f"bag of features: {job}", bof + [job, "--images", training], timings)
+        for job in ("train_svm", "evaluate"):
+            _step(f"bag of features: {job}", bof + [job], timings)
+        models.append(f"bof/model-{label_slug(config.cnn.tag_set)}")
     print("== demo: build the beamtime archive", flush=True)
     t = time.monotonic()
     spark = build_session(config, "demo-archive")
@@ -86,6 +91,6 @@ def run(config, args) -> int:
     total = time.monotonic() - started
     print("\n".join([f"demo: {len(files)} archive files ({', '.join(sorted(set(files['format'])))}) "
                      f"labelled by {', '.join(models)}",
-                     *(f"  {name:<32} {seconds:6.0f} s" for name, seconds in timings.items()),
+                     *(f"  {name:<34} {seconds:6.0f} s" for name, seconds in timings.items()),
                      f"demo done in {total:.0f} s; nightly summary: {report}"]))
     return 0

@@ -11,7 +11,7 @@ input size with area averaging. Being part of the model, it is the same in train
 
 Presets:
 ``paper``  227x227 input, full width, 4096-unit dense layers: the paper's network (GPU).
-``cpu``    64x64 input, a quarter of the filters, 256-unit dense layers, a 5x5/2 first layer and
+``cpu``    128x128 input, a quarter of the filters, 256-unit dense layers, a 5x5/2 first layer and
            batch normalisation: trains in minutes on two CPU cores.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Architecture:
 PRESETS = {
     "paper": Architecture(input_size=227, width=1.0, dense_units=4096, conv1_kernel=11, conv1_stride=4,
                           dropout=0.5, batch_norm=False),
-    "cpu": Architecture(input_size=64, width=0.25, dense_units=256, conv1_kernel=5, conv1_stride=2,
+    "cpu": Architecture(input_size=128, width=0.25, dense_units=256, conv1_kernel=5, conv1_stride=2,
                         dropout=0.3, batch_norm=True),
 }
 

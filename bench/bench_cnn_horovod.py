@@ -1,0 +1,71 @@
+"""Horovod scaling of CNN training on this machine: 2 ranks against 1 rank.
+
+Figure: training images/s of ``train_cnn`` (`cpu` preset, Petastorm feed, one TensorFlow
+thread per rank) with 2 Horovod ranks started by ``horovod.spark.run`` on a two-executor
+``local-cluster``. Baseline: the same with 1 rank. ``scaling_efficiency`` = ratio / 2. Each
+figure is the median over the epochs after the first (the first includes tracing and reader
+start-up).
+"""
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import RESULTS, record
+
+N, SIZE, EPOCHS = 768, 256, 4
+
+
+def _images(batches):
+    from xray_spark import schema
+
+    for batch in batches:
+        records = []
+        for i in batch.column("id").to_pylist():
+            rng = np.random.default_rng(i)
+            records.append(schema.image_record(
+                image_id=f"h{i}", source="synthetic", beamtime="bench", run_id=f"run{i % 8}", frame=i,
+                image=rng.random((SIZE, SIZE), dtype=np.float32), mask=np.zeros((SIZE, SIZE), bool),
+                tag_names=["Thin film"] if i % 2 else ["GISAXS"], provenance={}))
+        yield schema.records_to_arrow(records)
+
+
+def main():
+    from xray_spark import schema
+    from xray_spark.cnn import train
+    from xray_spark.config import load_config
+    from xray_spark.spark import build_session
+
+    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    base = ["spark.master=local-cluster[2,1,1024]", "spark.executor_memory=768m", "spark.ui=false",
+            "progress.console=never", f"cnn.epochs={EPOCHS}", "cnn.warmup_epochs=0", "cnn.threads_per_rank=1",
+            "cnn.validation_fraction=0.125"]
+    spark = build_session(load_config(None, base), "bench-cnn-horovod")
+    with tempfile.TemporaryDirectory(prefix="bench-cnn-horovod-") as tmp:
+        url = Path(tmp, "images").as_uri()
+        schema.write_table(spark.range(0, N, numPartitions=4).mapInArrow(_images, schema.spark_schema()), url, 32)
+
+        def rate(ranks: int):
+            config = load_config(None, [*base, f"paths.root={tmp}/r{ranks}", f"horovod.num_proc={ranks}"])
+            history = train.train(spark, config, url, fresh=True)[0]["history"]
+            return statistics.median(e["images_per_s"] for e in history[1:])
+
+        result = record("cnn_horovod_scaling", figure=lambda: rate(2), baseline=lambda: rate(1),
+                        unit="training images/s", repeats=1,
+                        target="scaling_efficiency = ratio / 2 (1.0 = linear)",
+                        sizes={"images": N, "stored_size": SIZE, "preset": "cpu", "batch_per_rank": 32,
+                               "epochs": EPOCHS, "threads_per_rank": 1, "ranks": [2, 1]},
+                        notes="horovod.spark.run on local-cluster[2,1,1024], Gloo over lo; 2 cores shared "
+                              "with the Petastorm readers and Spark")
+    spark.stop()
+    result["scaling_efficiency"] = result["ratio"] / 2
+    (RESULTS / "cnn_horovod_scaling.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"cnn_horovod_scaling: efficiency {result['scaling_efficiency']:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
