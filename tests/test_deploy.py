@@ -96,6 +96,11 @@ def test_recipes_name_files_that_exist(cluster):
     bundle = yaml.safe_load(files["databricks/databricks.yml"])
     for path in bundle["sync"]["paths"]:
         assert (ROOT / "deploy/databricks" / path).resolve().is_dir(), path
+    notebooks = [t["notebook_task"]["notebook_path"] for t in
+                 bundle["resources"]["jobs"]["xray_spark_notebooks"]["tasks"]]
+    assert [Path(p).stem for p in notebooks] == ["02_train_and_evaluate", "01_explore_beamtime"]
+    for path in notebooks:
+        assert (ROOT / "deploy/databricks" / path).resolve().is_file(), path
     for dockerfile in ("docker/Dockerfile", "docker/Dockerfile.gpu"):
         for line in files[dockerfile].splitlines():
             if line.startswith("COPY ") and "--from" not in line:

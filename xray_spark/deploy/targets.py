@@ -136,7 +136,7 @@ def _databricks_task(config: Config, sub: Submission, conf_file: str, cluster: s
 
 
 def render_databricks(config: Config, conf_file: str) -> dict[str, str]:
-    """deploy/databricks/databricks.yml: nightly job, GPU training job."""
+    """deploy/databricks/databricks.yml: nightly job, GPU training job, the notebooks."""
     subs = {s.name: s for s in submissions(config, conf_file)}
     d = config.deploy
     cluster = lambda key, version, node: {"job_cluster_key": key,  # noqa: E731
@@ -147,7 +147,7 @@ def render_databricks(config: Config, conf_file: str) -> dict[str, str]:
     gpu = cluster("gpu", d.databricks_gpu_spark_version, d.databricks_gpu_node_type)
     bundle = {
         "bundle": {"name": config.spark.app_name},
-        "sync": {"paths": ["../../jobs", "../../conf"]},
+        "sync": {"paths": ["../../jobs", "../../conf", "../../notebooks"]},
         "artifacts": {"wheel": {"type": "whl", "path": "../..",
                                 "build": "python -m pip wheel --no-deps --no-build-isolation -w dist ."}},
         "resources": {"jobs": {
@@ -163,6 +163,16 @@ def render_databricks(config: Config, conf_file: str) -> dict[str, str]:
                 "max_concurrent_runs": 1,
                 "job_clusters": [gpu],
                 "tasks": [_databricks_task(config, subs["training"], conf_file, "gpu")]},
+            # 02 trains and writes what 01 explores; 03 is interactive (a new archive, a review): synced only
+            f"{config.spark.app_name}_notebooks": {
+                "name": f"{config.spark.app_name}-notebooks",
+                "job_clusters": [cpu],
+                "tasks": [{"task_key": name, "job_cluster_key": "cpu",
+                           "notebook_task": {"notebook_path": f"../../notebooks/{name}.ipynb"},
+                           "libraries": [{"whl": "../../dist/*.whl"}], **after}
+                          for name, after in (("02_train_and_evaluate", {}),
+                                              ("01_explore_beamtime",
+                                               {"depends_on": [{"task_key": "02_train_and_evaluate"}]}))]},
         }},
         "targets": {"production": {"mode": "production", "default": True}},
     }
