@@ -15,9 +15,11 @@ other jobs of a shared machine do not distort them; the Spark figure is wall-clo
 3. ``generate_spark``: generation written to Parquet by ``xray-spark generate``'s code path on
    local Spark with all cores, against the single-core ``make_image`` loop, both wall-clock:
    how long the 100,000-image paper training set takes on this machine (with its current load,
-   recorded as ``load_average``).
+   recorded as ``load_average``), and the CPU time per image of the whole process tree (driver,
+   Spark JVM, Python workers), from which the time on idle cores follows.
 """
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -55,6 +57,20 @@ def naive_image(config, seed, index):
     stored, mask = preprocess(counts, inactive_fraction(scene["detector"], shape) > 0.5, config.tables.image_size,
                               full_scale_counts=config.preprocess.full_scale_counts)
     return stored, mask, sorted(tags)
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and all its children (the Spark JVM, Python workers)."""
+    import psutil
+
+    total = 0.0
+    for process in [psutil.Process()] + psutil.Process().children(recursive=True):
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:
+            pass
+    return total
 
 
 def per_core(config, images, fn):
@@ -105,10 +121,13 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-generate-") as tmp:
         url = Path(tmp, "images").as_uri()
 
+        cpu_ms = []
+
         def end_to_end():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), tree_cpu_seconds()
             schema.write_table(generate_images(spark, config, n_images=n_spark, seed=1), url,
                                row_group_size_mb=config.tables.row_group_size_mb)
+            cpu_ms.append(1e3 * (tree_cpu_seconds() - cpu_start) / n_spark)
             return n_spark / (time.perf_counter() - start)
 
         end_to_end()                                          # warm the executors' Python workers
@@ -135,7 +154,12 @@ def main():
     from bench.harness import RESULTS
     path = RESULTS / "generate_spark.json"
     data = json.loads(path.read_text())
-    data.update(bytes_per_image=size / n_spark, minutes_per_100k=minutes, load_average=os.getloadavg())
+    cpu = statistics.median(cpu_ms)
+    idle_minutes = 100_000 * cpu / 1e3 / cores / 60
+    print(f"generate_spark: {cpu:.1f} ms of CPU per image (driver, JVM and Python workers): 100,000 images "
+          f"need {idle_minutes:.1f} min of {cores} idle cores")
+    data.update(bytes_per_image=size / n_spark, minutes_per_100k=minutes, load_average=os.getloadavg(),
+                cpu_ms_per_image=cpu, minutes_per_100k_idle_cores=idle_minutes)
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
