@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 from xray_spark import schema
 from xray_spark.io import manifest as mf
 from xray_spark.io import partitions as parts
-from xray_spark.io.archive import ArchiveError, discover
+from xray_spark.io.archive import ArchiveError, ArchiveFile, discover
 from xray_spark.io.labels import LabelsError, read_labels
 from xray_spark.io.rows import OUTPUT, image_id, lookup_tags, read_units
 from xray_spark.logs import summary
@@ -107,8 +107,7 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     labels_path = labels_path or config.ingest.labels
     labels = read_labels(labels_path) if labels_path else {}
     files, sidecars = discover(root, config.ingest.ignore, config.ingest.sidecar, only)
-    listing = pd.DataFrame([asdict(f) for f in files], columns=[*asdict(files[0])] if files else
-                           ["path", "abspath", "beamtime", "run_id", "size", "mtime", "parts", "setup", "refused", "error"])
+    listing = pd.DataFrame([asdict(f) for f in files], columns=[f.name for f in fields(ArchiveFile)])
     urls = {name: config.paths.url(name) for name in ("images", "manifest", "quarantine")}
     manifest = mf.read(spark, urls["manifest"], mf.MANIFEST)
     quarantine = mf.read(spark, urls["quarantine"], mf.QUARANTINE)
