@@ -143,7 +143,7 @@ class CnnConfig:
 class SimulateConfig:
     n_images: int = _opt(1000, "images `xray-spark generate` makes (--n overrides)", min=1)
     seed: int = _opt(0, "global seed: image i of seed s is the same bytes on any cluster (--seed overrides)", min=0)
-    images_per_task: int = _opt(256, "images per Spark task (one Arrow batch per 16); bounds task memory", min=1)
+    images_per_task: int = _opt(256, "images per Spark task when --partitions is not given; bounds each output file", min=1)
     render_size: int = _opt(256, "side of the square grid the detector frame is rendered on; = tables.image_size is fastest",
                             min=32, max=2048)
     beamtime: str = _opt("synthetic", "beamtime column of generated rows")
@@ -179,7 +179,8 @@ class SimulateConfig:
     snr_min: float = _opt(5.0, "a feature is visible when its signal to noise over its visible support reaches this", min=0.0)
     contrast_min: float = _opt(0.15, "... and its signal over the local background reaches this fraction", min=0.0)
     support_fraction: float = _opt(0.5, "a feature's support: pixels at >= this fraction of its own maximum", min=0.01, max=1.0)
-    min_pixels: int = _opt(4, "fewest visible rendered pixels a feature, beamstop or obstruction needs", min=1)
+    min_pixels: int = _opt(4, "fewest rendered pixels of a beamstop shadow, or visible pixels above the horizon, to tag them",
+                           min=1)
     eye_pixels: int = _opt(25, "stored pixels over which the eye integrates a feature's signal (SNR rule)", min=1)
     many_rings: int = _opt(5, "visible rings from which an image is tagged Many rings", min=2)
     many_peaks: int = _opt(10, "visible peaks from which an image is tagged Peaks: Many/field (else Isolated)", min=2)
