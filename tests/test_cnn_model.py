@@ -82,3 +82,12 @@ def test_thresholds_maximise_f1_per_tag():
     assert thresholds[0] == pytest.approx(0.6)   # both positives in, both negatives out: F1 = 1
     assert thresholds[1] == pytest.approx(0.5)   # no positives: the default
     assert modeldir.predicted_tags(y_score, thresholds, ["GISAXS", "Thin film"]) == [["GISAXS"], ["GISAXS"], [], []]
+
+
+def test_train_cnn_and_predict_reject_bad_input_before_spark_starts(tmp_path, capsys):
+    from xray_spark.cli import main
+
+    assert main(["--set", "cnn.tag_set=top999", "train_cnn"]) == 2
+    assert "unknown tag subset 'top999'" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path)]) == 2
+    assert "no manifest.json" in capsys.readouterr().err

@@ -249,6 +249,11 @@ def run(config, args) -> int:
     if args.stop_after_epochs is not None and args.stop_after_epochs < 1:
         print(f"xray-spark train_cnn: --stop-after-epochs = {args.stop_after_epochs}: must be >= 1", file=sys.stderr)
         return 2
+    try:
+        tagmod.resolve(config.cnn.tag_set)
+    except tagmod.UnknownTagError as e:
+        print(f"xray-spark train_cnn: cnn.tag_set: {e}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     spark = build_session(config, "train_cnn")
     try:
