@@ -3,6 +3,7 @@ new images are labelled once, a rerun of the night changes nothing, a run killed
 is completed exactly once, and the HTML summary shows runs, tags, review images and quarantine."""
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from xray_spark.nightly import NIGHTLY, nightly, nightly_url, score_night
 
 from conftest import CLUSTER
 
-NIGHT = "2026-11-25"
+NIGHT = datetime.now(timezone.utc).date().isoformat()   # the manifest's ingestion date of tonight's files
 TAGS = ["Ring: Isotropic", "Horizon", "Thin film"]
 
 
