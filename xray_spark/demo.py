@@ -58,7 +58,9 @@ def run(config, args) -> int:
     demo = config.demo
     root = os.path.abspath(demo.root)
     _prepare_root(root)
-    user = ([f"--conf={args.conf}"] if args.conf else []) + [f"--set={o}" for o in args.overrides]
+    conf = getattr(args, "job_conf", None) or args.conf
+    overrides = [*args.overrides, *getattr(args, "job_overrides", [])]
+    user = ([f"--conf={conf}"] if conf else []) + [f"--set={o}" for o in overrides]
     common = [f"--set={o}" for o in demo.overrides] + [f"--set=paths.root={root}"]
     base = common + user
     training = os.path.join(root, "synthetic")
