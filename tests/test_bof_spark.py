@@ -99,6 +99,8 @@ def test_pipeline_fits_saves_loads_and_scores_well_above_chance(spark, tmp_path)
     images, masks, _ = zip(*(toy_image(int(r.image_id[-5:]), seed=1) for r in rows[:8]))
     np.testing.assert_allclose(scorer.score(np.stack(images), np.stack(masks), [r.image_id for r in rows[:8]]),
                                [r.scores for r in rows[:8]], rtol=1e-4, atol=1e-5)
+    by_content = scorer.score(np.stack(images), np.stack(masks))     # no ids: seeded by the image bytes
+    np.testing.assert_array_equal(scorer.score(np.stack(images[2:4]), np.stack(masks[2:4])), by_content[2:4])
 
 
 def test_dictionary_rejects_too_few_patches(spark):

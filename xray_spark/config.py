@@ -221,7 +221,7 @@ class BofConfig:
     sample_size: int = _opt(200000, "descriptors sampled for the k-means dictionary", min=1)
     init_sample_size: int = _opt(20000, "descriptors of the driver-side k-means++ initialisation sample", min=1)
     kmeans: str = _opt("lloyd", "k-means: lloyd (BLAS-3 Lloyd on Spark, k-means++ init) or mllib (MLlib KMeans, "
-                       "k-means|| init; slower at large k, see bench/results/kmeans.json)", choices=["lloyd", "mllib"])
+                       "k-means|| init; slower at large k, see bench/results/kmeans_spark_vs_mllib.json)", choices=["lloyd", "mllib"])
     kmeans_max_iter: int = _opt(20, "maximum k-means iterations", min=1)
     kmeans_tol: float = _opt(1e-4, "stop k-means when the inertia improves by less than this (relative)", min=0.0)
     assign_chunk_rows: int = _opt(2048, "descriptors per GEMM when assigning words", min=1)

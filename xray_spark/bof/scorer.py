@@ -11,6 +11,7 @@ decision boundary.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,10 @@ class BofScorer:
         return spatial_pyramid(assign_words(d, self.arrays["centres"])[0], centres, p["words"], p["levels"])
 
     def score(self, images: np.ndarray, masks: np.ndarray, image_ids=None) -> np.ndarray:
-        """(n, n_tags) float32 SVM scores. ``image_ids`` seed the patch positions (as in the
-        Spark stages); without them the i-th image uses ``str(i)``."""
-        ids = [str(i) for i in range(len(images))] if image_ids is None else list(image_ids)
+        """(n, n_tags) float32 SVM scores. ``image_ids`` seed the patch positions as in the Spark
+        stages; without them an image's own bytes do (the same image scores the same in any batch)."""
+        ids = ([hashlib.sha256(np.ascontiguousarray(im).tobytes()).hexdigest() for im in images]
+               if image_ids is None else list(image_ids))
         x = np.stack([self.features(np.asarray(im, np.float32), np.asarray(m, bool), i)
                       for im, m, i in zip(images, masks, ids)])
         return svm_scores(x, self.arrays)
