@@ -13,25 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from bench.harness import RESULTS, record
+from bench.harness import RESULTS, random_images, record
 
 N, SIZE, EPOCHS = 768, 256, 4
-
-
-def _images(batches):
-    from xray_spark import schema
-
-    for batch in batches:
-        records = []
-        for i in batch.column("id").to_pylist():
-            rng = np.random.default_rng(i)
-            records.append(schema.image_record(
-                image_id=f"h{i}", source="synthetic", beamtime="bench", run_id=f"run{i % 8}", frame=i,
-                image=rng.random((SIZE, SIZE), dtype=np.float32), mask=np.zeros((SIZE, SIZE), bool),
-                tag_names=["Thin film"] if i % 2 else ["GISAXS"], provenance={}))
-        yield schema.records_to_arrow(records)
 
 
 def main():
@@ -47,7 +31,7 @@ def main():
     spark = build_session(load_config(None, base), "bench-cnn-horovod")
     with tempfile.TemporaryDirectory(prefix="bench-cnn-horovod-") as tmp:
         url = Path(tmp, "images").as_uri()
-        schema.write_table(spark.range(0, N, numPartitions=4).mapInArrow(_images, schema.spark_schema()), url, 32)
+        schema.write_table(random_images(spark, N, SIZE, runs=8), url, 32)
 
         def rate(ranks: int):
             config = load_config(None, [*base, f"paths.root={tmp}/r{ranks}", f"horovod.num_proc={ranks}"])

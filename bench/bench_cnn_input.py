@@ -13,21 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import record
+from bench.harness import random_images, record
 
 N, SIZE, BATCH, STEPS, WARMUP = 512, 256, 32, 24, 4
 TAG_SET = ["Thin film", "GISAXS"]
-
-
-def _images(batches):
-    from xray_spark import schema
-
-    for batch in batches:
-        yield schema.records_to_arrow([schema.image_record(
-            image_id=f"b{i}", source="synthetic", beamtime="bench", run_id=f"run{i % 4}", frame=i,
-            image=np.random.default_rng(i).random((SIZE, SIZE), dtype=np.float32),
-            mask=np.zeros((SIZE, SIZE), bool), tag_names=["Thin film"] if i % 2 else ["GISAXS"], provenance={})
-            for i in batch.column("id").to_pylist()])
 
 
 def _step_rate(model, iterator) -> float:
@@ -53,7 +42,7 @@ def main():
     spark = build_session(config, "bench-cnn-input")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         url = Path(tmp, "images").as_uri()
-        schema.write_table(spark.range(0, N, numPartitions=4).mapInArrow(_images, schema.spark_schema()),
+        schema.write_table(random_images(spark, N, SIZE),
                            url, row_group_size_mb=config.tables.row_group_size_mb)
         spark.stop()
         model = build_model(PRESETS["cpu"], len(TAG_SET))

@@ -11,20 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import record, timed_rate
+from bench.harness import random_images, record, timed_rate
 
 N, SIZE = 1024, 256
-
-
-def _images(batches):
-    from xray_spark import schema
-
-    for batch in batches:
-        yield schema.records_to_arrow([schema.image_record(
-            image_id=f"b{i}", source="synthetic", beamtime="bench", run_id="bench", frame=i,
-            image=np.random.default_rng(i).random((SIZE, SIZE), dtype=np.float32),
-            mask=np.zeros((SIZE, SIZE), bool), tag_names=["Thin film"], provenance={})
-            for i in batch.column("id").to_pylist()])
 
 
 def main():
@@ -39,7 +28,7 @@ def main():
     spark = build_session(config, "bench-table-read")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         url = Path(tmp, "images").as_uri()
-        schema.write_table(spark.range(0, N, numPartitions=4).mapInArrow(_images, schema.spark_schema()),
+        schema.write_table(random_images(spark, N, SIZE),
                            url, row_group_size_mb=config.tables.row_group_size_mb)
         spark.stop()
 

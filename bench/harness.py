@@ -80,3 +80,28 @@ def record(name: str, *, figure: Callable[[], float], baseline: Callable[[], flo
     print(f"{name}: {fig:.4g} {unit} vs baseline {base:.4g} {unit}: ratio {result['ratio']:.3f}"
           + (f" (target: {target})" if target else ""))
     return result
+
+
+def _random_frames(size: int, runs: int, batches):
+    """Executor side of ``random_images``: frame i is seeded by i, tagged by its parity."""
+    import numpy as np
+
+    from xray_spark import schema
+
+    for batch in batches:
+        yield schema.records_to_arrow([schema.image_record(
+            image_id=f"bench-{i}", source="synthetic", beamtime="bench", run_id=f"run{i % runs}", frame=i,
+            image=np.random.default_rng(i).random((size, size), dtype=np.float32),
+            mask=np.zeros((size, size), bool), tag_names=["Thin film"] if i % 2 else ["GISAXS"], provenance={})
+            for i in batch.column("id").to_pylist()])
+
+
+def random_images(spark, n: int, size: int, *, runs: int = 4, partitions: int = 4):
+    """``n`` random ``size`` x ``size`` frames in the images schema, built on the executors: the
+    input of the benchmarks that measure feeding and training rather than the images' content."""
+    from functools import partial
+
+    from xray_spark import schema
+
+    return spark.range(0, n, numPartitions=partitions).mapInArrow(
+        partial(_random_frames, size, runs), schema.spark_schema())

@@ -1,7 +1,6 @@
 """The images table on a real two-executor cluster: written by executors, published atomically,
 rerun without duplicates, read back into tf.data with the same values."""
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -31,7 +31,7 @@ from xray_spark.io import manifest as mf
 from xray_spark.io import partitions as parts
 from xray_spark.io.archive import ArchiveError, ArchiveFile, discover
 from xray_spark.io.labels import LabelsError, read_labels
-from xray_spark.io.rows import OUTPUT, image_id, lookup_tags, read_units
+from xray_spark.io.rows import OUTPUT, lookup_tags, read_units
 from xray_spark.logs import summary
 from xray_spark.spark import build_session, stage
 

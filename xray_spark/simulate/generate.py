@@ -10,8 +10,6 @@ import hashlib
 import json
 import math
 
-import numpy as np
-
 from xray_spark import schema
 from xray_spark.config import Config, to_dict
 from xray_spark.preprocess import preprocess
