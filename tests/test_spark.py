@@ -1,8 +1,10 @@
+import io
 import logging
+import sys
 import time
 
 from xray_spark.config import load_config
-from xray_spark.spark import _ProgressLogger, stage
+from xray_spark.spark import _ProgressLogger, attached_to_console, build_session, stage
 
 
 def _slow(batches):
@@ -11,11 +13,18 @@ def _slow(batches):
         yield batch
 
 
-def test_cluster_has_two_executors(spark):
+def test_cluster_has_two_executors(spark, cluster_config):
     executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
     assert executors == 2
-    assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
-    assert spark.conf.get("spark.ui.showConsoleProgress") == "false"
+    session = build_session(cluster_config, "tests")  # the shared session, with this configuration's settings
+    assert session is spark
+    assert session.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    assert session.conf.get("spark.ui.showConsoleProgress") == "false"
+
+
+def test_console_bar_only_on_a_terminal_or_in_a_notebook(monkeypatch):
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file: no terminal, and no kernel here
+    assert not attached_to_console()
 
 
 def test_stage_names_jobs_and_logs_progress(spark, caplog):

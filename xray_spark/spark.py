@@ -31,7 +31,14 @@ def is_local(master: str) -> bool:
 
 def attached_to_console() -> bool:
     """True on an interactive terminal or inside a Jupyter/Databricks notebook kernel."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
+    if sys.stderr.isatty():
+        return True
+    if "IPython" not in sys.modules:  # a notebook kernel has imported IPython long before us
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def build_session(config: Config, job: str = "session"):
