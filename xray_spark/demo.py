@@ -1,6 +1,6 @@
 """`xray-spark demo` (what `make demo` runs): the whole pipeline on an embedded default, small.
 
-1. ``generate`` a synthetic training set (physics generator, exact tags);
+1. ``generate`` a synthetic training set (physics generator, exact tags) and its ``gallery`` PNG;
 2. ``train_cnn`` on it with the small CPU preset (Horovod on Spark);
 3. the bag-of-features jobs (``build_dictionary``, ``spm_features``, ``train_svm``, ``evaluate``,
    which prints AP per tag and mAP) with their small preset on the CNN's tags, when
@@ -68,6 +68,8 @@ def run(config, args) -> int:
     timings: dict[str, float] = {}
     models = [config.cnn.model_name]
     _step("generate training images", base + ["generate", "--n", str(demo.train_images), "--output", training], timings)
+    _step("gallery of the training images", base + [
+        "gallery", "--input", training, "--output", os.path.join(root, "reports", "synthetic_gallery.png")], timings)
     _step("train CNN", base + ["train_cnn", "--images", training, "--fresh"], timings)
     if demo.bag_of_features:
         # the CNN's tags, so that train_svm also writes the model directory nightly labels with
