@@ -15,71 +15,60 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Callable
 
 import yaml
+
+from xray_spark.config_types import ConfigError, build, expand_env, merge, option, parse_override, to_dict
+
+__all__ = ["CONFIG_VERSION", "Config", "ConfigError", "load_config", "migrate", "parse_override", "to_dict"]
 
 CONFIG_VERSION = 2
 DEFAULT_CONF = Path("conf/local.yaml")
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used: names the key, the value and what is allowed."""
-
-
-def _opt(default, help: str, **limits):
-    """A field with its documentation and optional limits (min, max, choices)."""
-    factory = (lambda: type(default)(default)) if isinstance(default, (list, dict)) else None
-    meta = {"help": help, **limits}
-    if factory:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 @dataclass
 class SparkConfig:
-    master: str = _opt("local[*]", "Spark master URL: local[*], local-cluster[2,1,1024], spark://..., yarn, k8s://...")
-    app_name: str = _opt("xray_spark", "prefix of every job's application name")
-    log_level: str = _opt("WARN", "Spark's own log level", choices=["ALL", "DEBUG", "INFO", "WARN", "ERROR", "OFF"])
-    local_ip: str = _opt("127.0.0.1", "SPARK_LOCAL_IP for local masters (never another interface locally)")
-    driver_memory: str = _opt("4g", "spark.driver.memory")
-    executor_memory: str = _opt("2g", "spark.executor.memory")
-    executor_cores: int = _opt(1, "spark.executor.cores", min=1)
-    shuffle_partitions: int = _opt(8, "spark.sql.shuffle.partitions", min=1)
-    arrow_batch_rows: int = _opt(64, "rows per Arrow batch for pandas UDFs (images are large rows)", min=1)
-    ui: bool = _opt(True, "serve the Spark UI")
-    options: dict[str, str] = _opt({}, "any further spark.* settings, passed through unchanged")
+    master: str = option("local[*]", "Spark master URL: local[*], local-cluster[2,1,1024], spark://..., yarn, k8s://...")
+    app_name: str = option("xray_spark", "prefix of every job's application name")
+    log_level: str = option("WARN", "Spark's own log level", choices=["ALL", "DEBUG", "INFO", "WARN", "ERROR", "OFF"])
+    local_ip: str = option("127.0.0.1", "SPARK_LOCAL_IP for local masters (never another interface locally)")
+    driver_memory: str = option("4g", "spark.driver.memory")
+    executor_memory: str = option("2g", "spark.executor.memory")
+    executor_cores: int = option(1, "spark.executor.cores", min=1)
+    shuffle_partitions: int = option(8, "spark.sql.shuffle.partitions", min=1)
+    arrow_batch_rows: int = option(64, "rows per Arrow batch for pandas UDFs (images are large rows)", min=1)
+    ui: bool = option(True, "serve the Spark UI")
+    options: dict[str, str] = option({}, "any further spark.* settings, passed through unchanged")
 
 
 @dataclass
 class LoggingConfig:
-    level: str = _opt("INFO", "level of the driver's log", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    format: str = _opt("%(asctime)s %(levelname)s %(name)s: %(message)s", "logging format of the driver")
+    level: str = option("INFO", "level of the driver's log", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    format: str = option("%(asctime)s %(levelname)s %(name)s: %(message)s", "logging format of the driver")
 
 
 @dataclass
 class ProgressConfig:
-    interval_s: float = _opt(30.0, "seconds between progress lines (done/total tasks, rate, ETA)", min=0.1)
-    console: str = _opt("auto", "Spark's console bar: auto (terminal or notebook only), always, never",
+    interval_s: float = option(30.0, "seconds between progress lines (done/total tasks, rate, ETA)", min=0.1)
+    console: str = option("auto", "Spark's console bar: auto (terminal or notebook only), always, never",
                         choices=["auto", "always", "never"])
 
 
 @dataclass
 class PathsConfig:
-    root: str = _opt("data", "root of all tables and models; relative paths are under the working directory")
-    images: str = _opt("images", "images table, relative to root unless absolute or a URL")
-    quarantine: str = _opt("quarantine", "files and frames that could not be read, with the reason")
-    manifest: str = _opt("manifest", "every archive file seen: path, size, mtime, checksum, status")
-    features: str = _opt("features", "spatial-pyramid feature table")
-    predictions: str = _opt("predictions", "per-tag scores and tags of labelled images")
-    models: str = _opt("models", "model and dictionary directories")
-    reports: str = _opt("reports", "HTML reports with PNG figures")
-    bof_skipped: str = _opt("bof_skipped", "images the bag of features could not describe, with the reason")
+    root: str = option("data", "root of all tables and models; relative paths are under the working directory")
+    images: str = option("images", "images table, relative to root unless absolute or a URL")
+    quarantine: str = option("quarantine", "files and frames that could not be read, with the reason")
+    manifest: str = option("manifest", "every archive file seen: path, size, mtime, checksum, status")
+    features: str = option("features", "spatial-pyramid feature table")
+    predictions: str = option("predictions", "per-tag scores and tags of labelled images")
+    models: str = option("models", "model and dictionary directories")
+    reports: str = option("reports", "HTML reports with PNG figures")
+    bof_skipped: str = option("bof_skipped", "images the bag of features could not describe, with the reason")
 
     def url(self, name: str) -> str:
         """Absolute URL of a table or directory by its field name (file:// for local paths)."""
@@ -94,147 +83,147 @@ class PathsConfig:
 
 @dataclass
 class TablesConfig:
-    row_group_size_mb: int = _opt(32, "Parquet row-group size; bounded so readers shard row groups", min=1, max=1024)
-    image_size: int = _opt(256, "side of the stored (preprocessed) square image, pixels", min=32, max=2048)
+    row_group_size_mb: int = option(32, "Parquet row-group size; bounded so readers shard row groups", min=1, max=1024)
+    image_size: int = option(256, "side of the stored (preprocessed) square image, pixels", min=32, max=2048)
 
 
 @dataclass
 class PreprocessConfig:
-    full_scale_counts: float = _opt(1048575.0, "counts mapped to 1.0 by the log scale (20-bit Pilatus/Eiger saturation)", min=1.0)
-    mask_threshold: float = _opt(0.5, "a stored pixel is bad when more than this fraction of its area is bad", min=0.0, max=1.0)
+    full_scale_counts: float = option(1048575.0, "counts mapped to 1.0 by the log scale (20-bit Pilatus/Eiger saturation)", min=1.0)
+    mask_threshold: float = option(0.5, "a stored pixel is bad when more than this fraction of its area is bad", min=0.0, max=1.0)
 
 
 @dataclass
 class HorovodConfig:
-    num_proc: int = _opt(2, "Horovod ranks (one Spark task each)", min=1)
-    nics: list[str] = _opt(["lo"], "network interfaces Horovod may use; ['lo'] locally")
-    start_timeout_s: int = _opt(180, "seconds Horovod waits for all ranks' Spark tasks to start", min=1)
+    num_proc: int = option(2, "Horovod ranks (one Spark task each)", min=1)
+    nics: list[str] = option(["lo"], "network interfaces Horovod may use; ['lo'] locally")
+    start_timeout_s: int = option(180, "seconds Horovod waits for all ranks' Spark tasks to start", min=1)
 
 
 @dataclass
 class CnnConfig:
-    preset: str = _opt("cpu", "network size: paper (227 px input, ~72M parameters, GPU) or cpu (128 px, trains on 2 cores)",
+    preset: str = option("cpu", "network size: paper (227 px input, ~72M parameters, GPU) or cpu (128 px, trains on 2 cores)",
                        choices=["paper", "cpu"])
-    input_size: int | None = _opt(None, "model input side in pixels; null = the preset's (paper 227, cpu 128)", min=16)
-    width: float | None = _opt(None, "multiplier of the conv filters (96, 256, 384, 384, 256); null = the preset's", min=0.01)
-    dense_units: int | None = _opt(None, "units of the two dense layers; null = the preset's (paper 4096, cpu 256)", min=1)
-    tag_set: str = _opt("top17", "tags the network outputs: topN, a group G1..G7, or all")
-    model_name: str = _opt("cnn", "model directory name under paths.models")
-    epochs: int = _opt(30, "training epochs (each sees every training image once)", min=1)
-    batch_size: int = _opt(32, "images per step and rank", min=1)
-    learning_rate: float = _opt(0.01, "SGD learning rate of one rank; multiplied by the number of ranks", min=0.0)
-    momentum: float = _opt(0.9, "SGD momentum", min=0.0, max=1.0)
-    warmup_epochs: int = _opt(2, "epochs of linear learning-rate warm-up from the one-rank rate", min=0)
-    positive_weights: str = _opt("none", "per-tag weight of positives in the loss: none, or balanced (negatives/positives)",
+    input_size: int | None = option(None, "model input side in pixels; null = the preset's (paper 227, cpu 128)", min=16)
+    width: float | None = option(None, "multiplier of the conv filters (96, 256, 384, 384, 256); null = the preset's", min=0.01)
+    dense_units: int | None = option(None, "units of the two dense layers; null = the preset's (paper 4096, cpu 256)", min=1)
+    tag_set: str = option("top17", "tags the network outputs: topN, a group G1..G7, or all")
+    model_name: str = option("cnn", "model directory name under paths.models")
+    epochs: int = option(30, "training epochs (each sees every training image once)", min=1)
+    batch_size: int = option(32, "images per step and rank", min=1)
+    learning_rate: float = option(0.01, "SGD learning rate of one rank; multiplied by the number of ranks", min=0.0)
+    momentum: float = option(0.9, "SGD momentum", min=0.0, max=1.0)
+    warmup_epochs: int = option(2, "epochs of linear learning-rate warm-up from the one-rank rate", min=0)
+    positive_weights: str = option("none", "per-tag weight of positives in the loss: none, or balanced (negatives/positives)",
                                  choices=["none", "balanced"])
-    max_positive_weight: float = _opt(10.0, "upper bound of a balanced positive weight", min=1.0)
-    validation_fraction: float = _opt(0.1, "fraction of the runs held out (whole runs) for thresholds and validation",
+    max_positive_weight: float = option(10.0, "upper bound of a balanced positive weight", min=1.0)
+    validation_fraction: float = option(0.1, "fraction of the runs held out (whole runs) for thresholds and validation",
                                       min=0.01, max=0.9)
-    shuffle_buffer: int = _opt(512, "tf.data shuffle buffer per rank, images", min=1)
-    reader_workers: int = _opt(2, "Petastorm reader threads per rank", min=1)
-    threads_per_rank: int = _opt(1, "TensorFlow intra-op threads per rank (the cores of one Spark task)", min=1)
-    mixed_precision: bool = _opt(False, "float16 compute on GPUs (mixed_float16 policy); output stays float32")
-    keep_checkpoints: int = _opt(2, "checkpoints kept (one per epoch, written by rank 0)", min=1)
-    seed: int = _opt(0, "seed of weight initialisation, shuffling and the run split", min=0)
-    inference_batch: int = _opt(64, "images per forward pass in predict", min=1)
+    shuffle_buffer: int = option(512, "tf.data shuffle buffer per rank, images", min=1)
+    reader_workers: int = option(2, "Petastorm reader threads per rank", min=1)
+    threads_per_rank: int = option(1, "TensorFlow intra-op threads per rank (the cores of one Spark task)", min=1)
+    mixed_precision: bool = option(False, "float16 compute on GPUs (mixed_float16 policy); output stays float32")
+    keep_checkpoints: int = option(2, "checkpoints kept (one per epoch, written by rank 0)", min=1)
+    seed: int = option(0, "seed of weight initialisation, shuffling and the run split", min=0)
+    inference_batch: int = option(64, "images per forward pass in predict", min=1)
 
 
 @dataclass
 class SimulateConfig:
-    n_images: int = _opt(1000, "images `xray-spark generate` makes (--n overrides)", min=1)
-    seed: int = _opt(0, "global seed: image i of seed s is the same bytes on any cluster (--seed overrides)", min=0)
-    images_per_task: int = _opt(256, "images per Spark task when --partitions is not given; bounds each output file", min=1)
-    render_size: int = _opt(256, "side of the square grid the detector frame is rendered on; = tables.image_size is fastest",
+    n_images: int = option(1000, "images `xray-spark generate` makes (--n overrides)", min=1)
+    seed: int = option(0, "global seed: image i of seed s is the same bytes on any cluster (--seed overrides)", min=0)
+    images_per_task: int = option(256, "images per Spark task when --partitions is not given; bounds each output file", min=1)
+    render_size: int = option(256, "side of the square grid the detector frame is rendered on; = tables.image_size is fastest",
                             min=32, max=2048)
-    beamtime: str = _opt("synthetic", "beamtime column of generated rows")
-    images_per_run: int = _opt(100, "consecutive images sharing a run_id (runs are the unit of train/validation splits)", min=1)
-    geometries: dict[str, float] = _opt({"TSAXS": 0.2, "TWAXS": 0.2, "GISAXS": 0.3, "GIWAXS": 0.3, "GTSAXS": 0.05},
+    beamtime: str = option("synthetic", "beamtime column of generated rows")
+    images_per_run: int = option(100, "consecutive images sharing a run_id (runs are the unit of train/validation splits)", min=1)
+    geometries: dict[str, float] = option({"TSAXS": 0.2, "TWAXS": 0.2, "GISAXS": 0.3, "GIWAXS": 0.3, "GTSAXS": 0.05},
                                         "weights of the experiment geometries (tags)")
-    detectors: dict[str, float] = _opt({"Pilatus1M": 0.25, "Pilatus300k": 0.15, "Eiger1M": 0.15,
+    detectors: dict[str, float] = option({"Pilatus1M": 0.25, "Pilatus300k": 0.15, "Eiger1M": 0.15,
                                         "Photonics CCD": 0.25, "MarCCD": 0.2},
                                        "weights of the detector models (pyFAI names, Photonics CCD, MarCCD)")
-    materials: dict[str, float] = _opt({"AgBH": 0.5, "PS-PMMA": 1.5, "Superlattice": 0.8, "Grating": 0.6,
+    materials: dict[str, float] = option({"AgBH": 0.5, "PS-PMMA": 1.5, "Superlattice": 0.8, "Grating": 0.6,
                                         "Nanoporous": 0.4, "MWCNT": 0.5, "LaB6": 0.5, "Silicon": 0.6, "SiO2": 0.6,
                                         "PDMS": 0.4, "PCBM": 0.5, "P3HT": 2.2, "Rubrene": 0.8, "Empty cell": 0.15},
                                        "weights of the sample materials (tags); each is drawn among those its geometry allows")
-    beamstops: dict[str, float] = _opt({"Linear beamstop": 0.6, "Circular beamstop": 0.25, "none": 0.15},
+    beamstops: dict[str, float] = option({"Linear beamstop": 0.6, "Circular beamstop": 0.25, "none": 0.15},
                                        "weights of the beamstop kinds (tags, or none)")
-    beam_off_image_saxs: float = _opt(0.1, "probability the direct beam lies outside the frame in SAXS/GISAXS", min=0.0, max=1.0)
-    beam_off_image_waxs: float = _opt(0.6, "probability the direct beam lies outside the frame in WAXS/GIWAXS", min=0.0, max=1.0)
-    saxs_distance_m: list[float] = _opt([1.0, 6.0], "[min, max] sample-detector distance in SAXS, metres")
-    waxs_distance_m: list[float] = _opt([0.08, 0.3], "[min, max] sample-detector distance in WAXS, metres")
-    wavelength_m: list[float] = _opt([0.8e-10, 1.6e-10], "[min, max] X-ray wavelength, metres (log-uniform)")
-    incidence_deg: list[float] = _opt([0.08, 0.3], "[min, max] grazing incidence angle, degrees")
-    critical_deg: list[float] = _opt([0.07, 0.16], "[min, max] critical angle of the film, degrees")
-    exposure_counts: list[float] = _opt([5.0, 5.0e4], "[min, max] counts per raw pixel of unit scattering (log-uniform)")
-    background_counts: list[float] = _opt([0.1, 60.0], "[min, max] background counts per raw pixel (log-uniform)")
-    artifacts: dict[str, float] = _opt({"2D detector obstruction": 0.08, "Object obstruction": 0.05,
+    beam_off_image_saxs: float = option(0.1, "probability the direct beam lies outside the frame in SAXS/GISAXS", min=0.0, max=1.0)
+    beam_off_image_waxs: float = option(0.6, "probability the direct beam lies outside the frame in WAXS/GIWAXS", min=0.0, max=1.0)
+    saxs_distance_m: list[float] = option([1.0, 6.0], "[min, max] sample-detector distance in SAXS, metres")
+    waxs_distance_m: list[float] = option([0.08, 0.3], "[min, max] sample-detector distance in WAXS, metres")
+    wavelength_m: list[float] = option([0.8e-10, 1.6e-10], "[min, max] X-ray wavelength, metres (log-uniform)")
+    incidence_deg: list[float] = option([0.08, 0.3], "[min, max] grazing incidence angle, degrees")
+    critical_deg: list[float] = option([0.07, 0.16], "[min, max] critical angle of the film, degrees")
+    exposure_counts: list[float] = option([5.0, 5.0e4], "[min, max] counts per raw pixel of unit scattering (log-uniform)")
+    background_counts: list[float] = option([0.1, 60.0], "[min, max] background counts per raw pixel (log-uniform)")
+    artifacts: dict[str, float] = option({"2D detector obstruction": 0.08, "Object obstruction": 0.05,
                                         "Point detector obstruction": 0.03, "Beam streaking": 0.05, "Parasitic slit scattering": 0.02,
                                         "Asymmetric (left/right)": 0.08, "Blocked": 0.02, "Bad beam shape": 0.1,
                                         "Smearred horizon": 0.08, "Theta sweep": 0.05},
                                        "probability of each artifact (tags) per image")
-    substrate_halo: float = _opt(0.5, "probability a GIWAXS film shows its substrate's amorphous SiO2 halo", min=0.0, max=1.0)
-    substrate_peak: float = _opt(0.3, "probability a GIWAXS film shows its Si(001) substrate's (111) Bragg peak", min=0.0, max=1.0)
-    dead_fraction: float = _opt(2e-4, "fraction of rendered pixels that are dead (masked)", min=0.0, max=0.1)
-    snr_min: float = _opt(5.0, "a feature is visible when its signal to noise over its visible support reaches this", min=0.0)
-    contrast_min: float = _opt(0.15, "... and its signal over the local background reaches this fraction", min=0.0)
-    support_fraction: float = _opt(0.5, "a feature's support: pixels at >= this fraction of its own maximum", min=0.01, max=1.0)
-    min_pixels: int = _opt(4, "fewest rendered pixels of a beamstop shadow, or visible pixels above the horizon, to tag them",
+    substrate_halo: float = option(0.5, "probability a GIWAXS film shows its substrate's amorphous SiO2 halo", min=0.0, max=1.0)
+    substrate_peak: float = option(0.3, "probability a GIWAXS film shows its Si(001) substrate's (111) Bragg peak", min=0.0, max=1.0)
+    dead_fraction: float = option(2e-4, "fraction of rendered pixels that are dead (masked)", min=0.0, max=0.1)
+    snr_min: float = option(5.0, "a feature is visible when its signal to noise over its visible support reaches this", min=0.0)
+    contrast_min: float = option(0.15, "... and its signal over the local background reaches this fraction", min=0.0)
+    support_fraction: float = option(0.5, "a feature's support: pixels at >= this fraction of its own maximum", min=0.01, max=1.0)
+    min_pixels: int = option(4, "fewest rendered pixels of a beamstop shadow, or visible pixels above the horizon, to tag them",
                            min=1)
-    eye_pixels: int = _opt(25, "stored pixels over which the eye integrates a feature's signal (SNR rule)", min=1)
-    many_rings: int = _opt(5, "visible rings from which an image is tagged Many rings", min=2)
-    many_peaks: int = _opt(10, "visible peaks from which an image is tagged Peaks: Many/field (else Isolated)", min=2)
-    weak_counts: float = _opt(5.0, "Weak scattering: 99th percentile of the sample's counts per raw pixel below this", min=0.0)
-    strong_counts: float = _opt(2.0e4, "Strong scattering: 99th percentile of the sample's counts at or above this", min=0.0)
-    high_background_counts: float = _opt(20.0, "High background: median background at or above this and above the sample's",
+    eye_pixels: int = option(25, "stored pixels over which the eye integrates a feature's signal (SNR rule)", min=1)
+    many_rings: int = option(5, "visible rings from which an image is tagged Many rings", min=2)
+    many_peaks: int = option(10, "visible peaks from which an image is tagged Peaks: Many/field (else Isolated)", min=2)
+    weak_counts: float = option(5.0, "Weak scattering: 99th percentile of the sample's counts per raw pixel below this", min=0.0)
+    strong_counts: float = option(2.0e4, "Strong scattering: 99th percentile of the sample's counts at or above this", min=0.0)
+    high_background_counts: float = option(20.0, "High background: median background at or above this and above the sample's",
                                          min=0.0)
 
 
 @dataclass
 class IngestConfig:
-    archive: str = _opt("archive", "archive root: <beamtime>/<run>/<files>; symlinks and paths outside it are refused")
-    labels: str = _opt("", "expert labels CSV (path or image_id, tags separated by ';'); empty: none")
-    sidecar: str = _opt("run.yaml", "per-run geometry sidecar file name, in each run directory")
-    ignore: list[str] = _opt(["*.yaml", "*.yml", "*.json", "*.csv", "*.txt", "*.log", "*.md", ".*"],
+    archive: str = option("archive", "archive root: <beamtime>/<run>/<files>; symlinks and paths outside it are refused")
+    labels: str = option("", "expert labels CSV (path or image_id, tags separated by ';'); empty: none")
+    sidecar: str = option("run.yaml", "per-run geometry sidecar file name, in each run directory")
+    ignore: list[str] = option(["*.yaml", "*.yml", "*.json", "*.csv", "*.txt", "*.log", "*.md", ".*"],
                              "glob patterns of archive files that are not detector images (sidecars, notes)")
-    hdf5_datasets: list[str] = _opt(["/entry/data/data", "/entry/data/data_*", "/entry/instrument/detector/data"],
+    hdf5_datasets: list[str] = option(["/entry/data/data", "/entry/data/data_*", "/entry/instrument/detector/data"],
                                     "HDF5/NeXus dataset paths holding frames, first that exists wins (* = all matching)")
-    detector: str = _opt("", "pyFAI detector name when neither header nor sidecar names one; empty: none")
-    distance_m: float = _opt(1.0, "default sample-detector distance, metres", min=0.0)
-    wavelength_m: float = _opt(1.0e-10, "default X-ray wavelength, metres (1 A = 12.4 keV)", min=0.0)
-    pixel_size_m: float = _opt(172e-6, "default pixel size (both axes), metres", min=0.0)
-    beam_center_margin: float = _opt(0.5, "a beam centre further outside the frame than this fraction of its size is flagged", min=0.0)
-    max_bad_fraction: float = _opt(0.95, "frames with a larger fraction of bad pixels (mask, NaN, negative) are quarantined", min=0.0, max=1.0)
-    min_side: int = _opt(16, "frames smaller than this on either side are quarantined as unexpected shape", min=2)
-    tasks_per_core: int = _opt(4, "read tasks per executor core (files are spread over them)", min=1)
+    detector: str = option("", "pyFAI detector name when neither header nor sidecar names one; empty: none")
+    distance_m: float = option(1.0, "default sample-detector distance, metres", min=0.0)
+    wavelength_m: float = option(1.0e-10, "default X-ray wavelength, metres (1 A = 12.4 keV)", min=0.0)
+    pixel_size_m: float = option(172e-6, "default pixel size (both axes), metres", min=0.0)
+    beam_center_margin: float = option(0.5, "a beam centre further outside the frame than this fraction of its size is flagged", min=0.0)
+    max_bad_fraction: float = option(0.95, "frames with a larger fraction of bad pixels (mask, NaN, negative) are quarantined", min=0.0, max=1.0)
+    min_side: int = option(16, "frames smaller than this on either side are quarantined as unexpected shape", min=2)
+    tasks_per_core: int = option(4, "read tasks per executor core (files are spread over them)", min=1)
 
 
 @dataclass
 class BofConfig:
-    preset: str = _opt("demo", "sizes: demo (small, the listed keys) or paper (1000 patches, 2000 words, 1M-descriptor "
+    preset: str = option("demo", "sizes: demo (small, the listed keys) or paper (1000 patches, 2000 words, 1M-descriptor "
                        "k-means sample, whatever patches_per_image, words and sample_size say)",
                        choices=["demo", "paper"])
-    patches_per_image: int = _opt(300, "random patches per image, shared between the scales", min=1)
-    scales: list[int] = _opt([8, 16, 32], "patch sides in pixels, multiples of descriptor_size")
-    descriptor_size: int = _opt(8, "side of the area-averaged patch; descriptor length = size^2 + 2", min=1)
-    words: int = _opt(200, "visual words (k-means k)", min=2)
-    sample_size: int = _opt(200000, "descriptors sampled for the k-means dictionary", min=1)
-    init_sample_size: int = _opt(20000, "descriptors of the driver-side k-means++ initialisation sample", min=1)
-    kmeans: str = _opt("lloyd", "k-means: lloyd (BLAS-3 Lloyd on Spark, k-means++ init) or mllib (MLlib KMeans, "
+    patches_per_image: int = option(300, "random patches per image, shared between the scales", min=1)
+    scales: list[int] = option([8, 16, 32], "patch sides in pixels, multiples of descriptor_size")
+    descriptor_size: int = option(8, "side of the area-averaged patch; descriptor length = size^2 + 2", min=1)
+    words: int = option(200, "visual words (k-means k)", min=2)
+    sample_size: int = option(200000, "descriptors sampled for the k-means dictionary", min=1)
+    init_sample_size: int = option(20000, "descriptors of the driver-side k-means++ initialisation sample", min=1)
+    kmeans: str = option("lloyd", "k-means: lloyd (BLAS-3 Lloyd on Spark, k-means++ init) or mllib (MLlib KMeans, "
                        "k-means|| init; slower at large k, see bench/results/kmeans_spark_vs_mllib.json)", choices=["lloyd", "mllib"])
-    kmeans_max_iter: int = _opt(20, "maximum k-means iterations", min=1)
-    kmeans_tol: float = _opt(1e-4, "stop k-means when the inertia improves by less than this (relative)", min=0.0)
-    assign_chunk_rows: int = _opt(2048, "descriptors per GEMM when assigning words", min=1)
-    pyramid_levels: int = _opt(3, "spatial-pyramid levels: 3 = 1x1, 2x2, 4x4 cells", min=1, max=5)
-    label_set: str = _opt("attributes20", "labels the SVMs score: attributes20 (paper's synthetic protocol), "
+    kmeans_max_iter: int = option(20, "maximum k-means iterations", min=1)
+    kmeans_tol: float = option(1e-4, "stop k-means when the inertia improves by less than this (relative)", min=0.0)
+    assign_chunk_rows: int = option(2048, "descriptors per GEMM when assigning words", min=1)
+    pyramid_levels: int = option(3, "spatial-pyramid levels: 3 = 1x1, 2x2, 4x4 cells", min=1, max=5)
+    label_set: str = option("attributes20", "labels the SVMs score: attributes20 (paper's synthetic protocol), "
                           "top17, all, G1..G7, or tag names separated by |")
-    svm_c: list[float] = _opt([0.1, 1.0, 10.0, 100.0], "SVM C values tried by cross-validation")
-    svm_gamma_scales: list[float] = _opt([0.5, 1.0, 2.0], "kernel gammas tried, in units of 1 / mean chi-square "
+    svm_c: list[float] = option([0.1, 1.0, 10.0, 100.0], "SVM C values tried by cross-validation")
+    svm_gamma_scales: list[float] = option([0.5, 1.0, 2.0], "kernel gammas tried, in units of 1 / mean chi-square "
                                          "distance")
-    cv_folds: int = _opt(3, "cross-validation folds on the training split (grouped by run)", min=2)
-    kernel_blocks: int = _opt(4, "row blocks of the distributed training chi-square distance matrix", min=1)
-    test_fraction: float = _opt(0.25, "fraction of the runs held out for testing (split by run)", min=0.01, max=0.99)
-    seed: int = _opt(0, "seed of patch positions, dictionary sampling, k-means++ and the run split")
+    cv_folds: int = option(3, "cross-validation folds on the training split (grouped by run)", min=2)
+    kernel_blocks: int = option(4, "row blocks of the distributed training chi-square distance matrix", min=1)
+    test_fraction: float = option(0.25, "fraction of the runs held out for testing (split by run)", min=0.01, max=0.99)
+    seed: int = option(0, "seed of patch positions, dictionary sampling, k-means++ and the run split")
 
     def effective(self) -> "BofConfig":
         """This section with its preset applied."""
@@ -247,57 +236,57 @@ class BofConfig:
 @dataclass
 class DeployConfig:
     """What `xray-spark deploy render` needs beyond the rest of the file (xray_spark/deploy/)."""
-    image: str = _opt("xray-spark:0.1.0", "CPU image of the Kubernetes jobs (deploy/docker/Dockerfile), as pushed to your registry")
-    gpu_image: str = _opt("xray-spark-gpu:0.1.0", "GPU image of training (deploy/docker/Dockerfile.gpu)")
-    spark_image: str = _opt("apache/spark:3.5.9-scala2.12-java17-ubuntu",
+    image: str = option("xray-spark:0.1.0", "CPU image of the Kubernetes jobs (deploy/docker/Dockerfile), as pushed to your registry")
+    gpu_image: str = option("xray-spark-gpu:0.1.0", "GPU image of training (deploy/docker/Dockerfile.gpu)")
+    spark_image: str = option("apache/spark:3.5.9-scala2.12-java17-ubuntu",
                             "official Spark image the images take Spark and its Kubernetes entrypoint from")
-    env_archive: str = _opt("hdfs:///apps/xray_spark/xray_spark-env.tar.gz",
+    env_archive: str = option("hdfs:///apps/xray_spark/xray_spark-env.tar.gz",
                             "the packed environment (make dist) as spark-submit finds it; shipped with --archives")
-    schedule: str = _opt("0 2 * * *", "cron schedule (UTC) of the nightly reprocessing")
-    retries: int = _opt(2, "retries of a failed run before it is reported failed", min=0)
-    retry_delay_min: int = _opt(10, "minutes between retries", min=0)
-    executor_instances: int = _opt(4, "executors of a job on Kubernetes and YARN", min=1)
-    namespace: str = _opt("xray", "Kubernetes namespace of the Spark applications")
-    service_account: str = _opt("spark", "Kubernetes service account of the Spark driver")
-    archive_claim: str = _opt("beamtime-archive", "PersistentVolumeClaim of the beamtime archive, mounted read-only at ingest.archive")
-    tables_claim: str = _opt("xray-tables", "PersistentVolumeClaim of the tables and models, mounted at paths.root")
-    oneoff_job: str = _opt("generate", "job of the one-off SparkApplication")
-    oneoff_args: list[str] = _opt(["--n", "100000"], "arguments of the one-off job")
-    nightly_job: str = _opt("nightly", "job of the nightly reprocessing")
-    nightly_args: list[str] = _opt(["--night", "{night}"],
+    schedule: str = option("0 2 * * *", "cron schedule (UTC) of the nightly reprocessing")
+    retries: int = option(2, "retries of a failed run before it is reported failed", min=0)
+    retry_delay_min: int = option(10, "minutes between retries", min=0)
+    executor_instances: int = option(4, "executors of a job on Kubernetes and YARN", min=1)
+    namespace: str = option("xray", "Kubernetes namespace of the Spark applications")
+    service_account: str = option("spark", "Kubernetes service account of the Spark driver")
+    archive_claim: str = option("beamtime-archive", "PersistentVolumeClaim of the beamtime archive, mounted read-only at ingest.archive")
+    tables_claim: str = option("xray-tables", "PersistentVolumeClaim of the tables and models, mounted at paths.root")
+    oneoff_job: str = option("generate", "job of the one-off SparkApplication")
+    oneoff_args: list[str] = option(["--n", "100000"], "arguments of the one-off job")
+    nightly_job: str = option("nightly", "job of the nightly reprocessing")
+    nightly_args: list[str] = option(["--night", "{night}"],
                                    "arguments of the nightly job; {night} is the date the run starts (UTC, YYYY-MM-DD)")
-    training_job: str = _opt("train_cnn", "job of the GPU training run")
-    training_args: list[str] = _opt(["--set", "cnn.preset=paper", "--set", "cnn.mixed_precision=true"],
+    training_job: str = option("train_cnn", "job of the GPU training run")
+    training_args: list[str] = option(["--set", "cnn.preset=paper", "--set", "cnn.mixed_precision=true"],
                                     "arguments of the training job")
-    databricks_spark_version: str = _opt("15.4.x-scala2.12", "Databricks runtime of the nightly job (Python 3.11)")
-    databricks_gpu_spark_version: str = _opt("15.4.x-gpu-ml-scala2.12", "Databricks ML GPU runtime of training")
-    databricks_node_type: str = _opt("i3.xlarge", "Databricks worker node type of the nightly job")
-    databricks_gpu_node_type: str = _opt("g4dn.xlarge", "Databricks GPU node type of training (one GPU each)")
-    databricks_workers: int = _opt(4, "Databricks workers per job cluster", min=1)
+    databricks_spark_version: str = option("15.4.x-scala2.12", "Databricks runtime of the nightly job (Python 3.11)")
+    databricks_gpu_spark_version: str = option("15.4.x-gpu-ml-scala2.12", "Databricks ML GPU runtime of training")
+    databricks_node_type: str = option("i3.xlarge", "Databricks worker node type of the nightly job")
+    databricks_gpu_node_type: str = option("g4dn.xlarge", "Databricks GPU node type of training (one GPU each)")
+    databricks_workers: int = option(4, "Databricks workers per job cluster", min=1)
 
 
 @dataclass
 class NightlyConfig:
-    models: list[str] = _opt(["cnn"], "model directories (names under paths.models, or paths) that label each night; [] = ingest and report only")
-    review_count: int = _opt(16, "least confident images listed for review per model in the nightly summary", min=0)
+    models: list[str] = option(["cnn"], "model directories (names under paths.models, or paths) that label each night; [] = ingest and report only")
+    review_count: int = option(16, "least confident images listed for review per model in the nightly summary", min=0)
 
 
 
 
 @dataclass
 class DemoConfig:
-    root: str = _opt("data/demo", "working directory of `xray-spark demo` (wiped at start; only a demo's own)")
-    train_images: int = _opt(600, "synthetic training images", min=10)
-    archive_files: int = _opt(24, "detector files in the demo archive (EDF, CBF, TIFF, Eiger in turn)", min=4)
-    archive_runs: int = _opt(4, "runs the demo archive's files are spread over", min=1)
-    seed: int = _opt(1, "seed of the demo archive's images (the training set uses simulate.seed)", min=0)
-    bag_of_features: bool = _opt(True, "also train and evaluate the bag of features (build_dictionary .. evaluate)")
-    overrides: list[str] = _opt(["cnn.epochs=8"], "--set overrides applied to every demo step (small sizes)")
+    root: str = option("data/demo", "working directory of `xray-spark demo` (wiped at start; only a demo's own)")
+    train_images: int = option(600, "synthetic training images", min=10)
+    archive_files: int = option(24, "detector files in the demo archive (EDF, CBF, TIFF, Eiger in turn)", min=4)
+    archive_runs: int = option(4, "runs the demo archive's files are spread over", min=1)
+    seed: int = option(1, "seed of the demo archive's images (the training set uses simulate.seed)", min=0)
+    bag_of_features: bool = option(True, "also train and evaluate the bag of features (build_dictionary .. evaluate)")
+    overrides: list[str] = option(["cnn.epochs=8"], "--set overrides applied to every demo step (small sizes)")
 
 
 @dataclass
 class Config:
-    version: int = _opt(CONFIG_VERSION, "configuration schema version")
+    version: int = option(CONFIG_VERSION, "configuration schema version")
     spark: SparkConfig = field(default_factory=SparkConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     progress: ProgressConfig = field(default_factory=ProgressConfig)
@@ -347,137 +336,6 @@ def migrate(data: dict, source: str = "configuration") -> dict:
     return data
 
 
-# ---------------------------------------------------------------- typed building
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand_env(value: Any, key: str) -> Any:
-    if isinstance(value, str):
-        def sub(m):
-            if m.group(1) in os.environ:
-                return os.environ[m.group(1)]
-            if m.group(2) is not None:
-                return m.group(2)
-            raise ConfigError(f"{key} = {value!r}: environment variable {m.group(1)} is not set "
-                              f"(give a default with ${{{m.group(1)}:-default}})")
-        return _ENV.sub(sub, value)
-    if isinstance(value, dict):
-        return {k: _expand_env(v, f"{key}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand_env(v, key) for v in value]
-    return value
-
-
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{key} = {value!r}: expected {_type_name(tp)}")
-    if origin is Literal:
-        if value in args:
-            return value
-        raise ConfigError(f"{key} = {value!r}: allowed values are {', '.join(map(repr, args))}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key} = {value!r}: expected a list of {_type_name(args[0])}")
-        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} = {value!r}: expected a mapping of {_type_name(args[1])}")
-        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key} = {value!r}: expected a section (mapping) with keys "
-                              f"{', '.join(f.name for f in dataclasses.fields(tp))}")
-        return _build(tp, value, key)
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if tp in (int, str, bool) and type(value) is tp:
-        return value
-    raise ConfigError(f"{key} = {value!r}: expected {_type_name(tp)}, got {type(value).__name__}")
-
-
-def _check_limits(f: dataclasses.Field, value: Any, key: str) -> None:
-    meta = f.metadata
-    if value is None:  # an optional key left unset has no limits to check
-        return
-    if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"{key} = {value!r}: allowed values are {', '.join(map(repr, meta['choices']))}")
-    if "min" in meta and value < meta["min"]:
-        raise ConfigError(f"{key} = {value!r}: must be >= {meta['min']}")
-    if "max" in meta and value > meta["max"]:
-        raise ConfigError(f"{key} = {value!r}: must be <= {meta['max']}")
-
-
-def _build(cls, data: dict, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        where = f"section '{prefix}'" if prefix else "top level"
-        raise ConfigError(f"unknown key{'s' if len(unknown) > 1 else ''} "
-                          f"{', '.join(repr(f'{prefix}.{k}' if prefix else k) for k in unknown)}; "
-                          f"allowed in {where}: {', '.join(fields)}")
-    values = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        value = _coerce(value, hints[name], key)
-        _check_limits(fields[name], value, key)
-        values[name] = value
-    default = cls()
-    for name in fields:
-        if name not in values:
-            values[name] = getattr(default, name)
-    return cls(**values)
-
-
-def _merge(base: dict, update: dict) -> dict:
-    out = dict(base)
-    for k, v in update.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def to_dict(config) -> dict:
-    """Plain nested mapping of a configuration (for manifests, provenance and ``config show``)."""
-    return dataclasses.asdict(config)
-
-
-def parse_override(text: str) -> dict:
-    """``section.key=value`` to a nested mapping; the value is read as YAML (``3``, ``true``, ``[a, b]``)."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected section.key=value")
-    dotted, raw = text.split("=", 1)
-    parts = dotted.strip().split(".")
-    if not all(parts):
-        raise ConfigError(f"--set {text!r}: expected section.key=value")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
-        value = raw.strip()  # YAML 1.1 reads yes/no/on/off as booleans; here they are words
-    nested: dict = value
-    for part in reversed(parts):
-        nested = {part: nested}
-    return nested
-
-
 def load_config(path: str | os.PathLike | None = None, overrides: typing.Iterable[str] = ()) -> Config:
     """The effective configuration: defaults, then ``path`` (default conf/local.yaml if present), then overrides."""
     data: dict = {}
@@ -493,10 +351,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: typing.Iterabl
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of sections, got {type(loaded).__name__}")
-        data = _expand_env(migrate(loaded, str(path)), str(path))
+        data = expand_env(migrate(loaded, str(path)), str(path))
     for text in overrides:
-        data = _merge(data, parse_override(text))
+        data = merge(data, parse_override(text))
     data.setdefault("version", CONFIG_VERSION)
     if data["version"] != CONFIG_VERSION:
         raise ConfigError(f"'version' = {data['version']!r}: --set cannot change the schema version")
-    return _build(Config, data)
+    return build(Config, data)
