@@ -5,7 +5,6 @@ batches from ``cnn.data.training_batches`` (Petastorm ``make_batch_reader`` over
 table written by Spark, shuffled, batched). Baseline: the same training steps on the same
 tensors held in memory (``tf.data.Dataset.from_tensor_slices``). Target: ratio >= 0.9.
 """
-import os
 import sys
 import tempfile
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import random_images, record
+from bench.harness import record, write_random_images
 
 N, SIZE, BATCH, STEPS, WARMUP = 512, 256, 32, 24, 4
 TAG_SET = ["Thin film", "GISAXS"]
@@ -31,20 +30,12 @@ def _step_rate(model, iterator) -> float:
 def main():
     import tensorflow as tf
 
-    from xray_spark import schema
     from xray_spark.cnn.data import training_batches
     from xray_spark.cnn.model import PRESETS, build_model
-    from xray_spark.config import load_config
-    from xray_spark.spark import build_session
 
-    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    config = load_config(None, ["spark.ui=false", "progress.console=never"])
-    spark = build_session(config, "bench-cnn-input")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         url = Path(tmp, "images").as_uri()
-        schema.write_table(random_images(spark, N, SIZE),
-                           url, row_group_size_mb=config.tables.row_group_size_mb)
-        spark.stop()
+        config = write_random_images(url, N, SIZE, "bench-cnn-input")
         model = build_model(PRESETS["cpu"], len(TAG_SET))
         model.compile(tf.keras.optimizers.legacy.SGD(0.01, momentum=0.9), "binary_crossentropy")
 

@@ -4,14 +4,13 @@ Figure: images/s delivered by ``schema.tf_dataset`` (batched 64) from a Parquet 
 written by Spark. Baseline: images/s of ``tf.data.Dataset.from_tensor_slices`` over the same
 arrays already in memory: the ceiling any reader could reach.
 """
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from bench.harness import random_images, record, timed_rate
+from bench.harness import record, timed_rate, write_random_images
 
 N, SIZE = 1024, 256
 
@@ -20,17 +19,10 @@ def main():
     import tensorflow as tf
 
     from xray_spark import schema
-    from xray_spark.config import load_config
-    from xray_spark.spark import build_session
 
-    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    config = load_config(None, ["spark.ui=false", "progress.console=never"])
-    spark = build_session(config, "bench-table-read")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         url = Path(tmp, "images").as_uri()
-        schema.write_table(random_images(spark, N, SIZE),
-                           url, row_group_size_mb=config.tables.row_group_size_mb)
-        spark.stop()
+        write_random_images(url, N, SIZE, "bench-table-read")
 
         def from_table():
             with schema.tf_dataset(url, ["Thin film"]) as ds:
