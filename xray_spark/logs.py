@@ -23,14 +23,14 @@ def setup_logging(config: Config) -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="petastorm")
 
 
-def summary(job: str, seconds: float, unit: str = "images", **counts: int) -> str:
-    """Log and return the one closing line of a job: counts, elapsed time and rate.
+def summary(job: str, seconds: float, unit: str = "images", detail: str = "", **counts: int) -> str:
+    """Log and return the one closing line of a job: counts, elapsed time, rate and ``detail``.
 
     The rate is of ``written`` when counted, else of ``read``.
     """
     done = counts.get("written", counts.get("read", 0))
     rate = done / seconds if seconds > 0 else 0.0
     parts = ", ".join(f"{k} {v}" for k, v in counts.items())
-    line = f"{job} done: {parts}; {seconds:.1f} s, {rate:.2f} {unit}/s"
+    line = f"{job} done: {parts}; {seconds:.1f} s, {rate:.2f} {unit}/s" + (f"; {detail}" if detail else "")
     log.info(line)
     return line

@@ -76,8 +76,8 @@ def run(config, args) -> int:
             prevalence = tag_prevalence(spark.read.parquet(url))
             size = table_bytes(spark, url)
         print(format_prevalence(prevalence, tagmod.subset("top17")))
-        print(summary("generate", seconds, "images", written=n) +
-              f"; {size / n / 1024:.1f} KiB per stored image; table {url}")
+        summary("generate", seconds, "images", written=n,
+                detail=f"{size / n / 1024:.1f} KiB per stored image; table {url}")
     finally:
         if owned:
             spark.stop()
