@@ -47,8 +47,11 @@ NEXUS_FIELDS = {
 }
 NEXUS_DETECTOR = ["/entry/instrument/detector/description", "/entry/instrument/detector/local_name"]
 NEXUS_MASK = ["/entry/instrument/detector/pixel_mask", "/entry/instrument/detector/detectorSpecific/pixel_mask"]
-LENGTH_UNITS = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "microns": 1e-6,
-                "nm": 1e-9, "a": 1e-10, "angstrom": 1e-10, "angstroms": 1e-10, "å": 1e-10}
+# NeXus writers spell units many ways (a Lambda detector writes "micrometer").
+LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "metre": 1.0, "mm": 1e-3, "millimeter": 1e-3, "millimetre": 1e-3,
+                "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "microns": 1e-6, "micrometer": 1e-6, "micrometre": 1e-6,
+                "nm": 1e-9, "nanometer": 1e-9, "nanometre": 1e-9, "a": 1e-10, "angstrom": 1e-10,
+                "angstroms": 1e-10, "å": 1e-10}
 DEFAULT_UNITS = {"beam_center_col_px": "pixel", "beam_center_row_px": "pixel", "wavelength_m": "angstrom"}
 
 
@@ -161,6 +164,24 @@ def marccd_header(header: dict) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+def marccd_frame_header(path: str) -> dict:
+    """The 3072-byte MarCCD frame header at byte 1024, parsed by fabio's ``marccdimage`` struct.
+
+    Read here because ``fabio.open`` replaces it with the TIFF tags when it reads the pixels
+    (fabio issue #203); its ``header_byte_order`` field (1234 little, 4321 big) sets the byte order.
+    """
+    from fabio.marccdimage import HEADER_FORMAT, HEADER_NAMES, interpret_header
+
+    with open(path, "rb") as f:
+        f.seek(1024)
+        raw = f.read(3072)
+    if len(raw) < 3072:
+        raise UnreadableFile("truncated", f"{path}: {1024 + len(raw)} bytes, shorter than the MarCCD "
+                             "headers (4096 bytes): the file is truncated")
+    order = ">" if int.from_bytes(raw[28:32], "little") == 4321 else "<"
+    return interpret_header(raw, order + HEADER_FORMAT, HEADER_NAMES)
+
+
 # ---------------------------------------------------------------- formats
 
 def _checked(data: np.ndarray, path: str, index: int) -> np.ndarray:
@@ -176,7 +197,7 @@ def _open_fabio(path: str, fmt: str) -> DetectorFile:
     if fmt == "cbf":
         header = pilatus_header(image.header.get("_array_data.header_contents", ""))
     elif fmt == "marccd":
-        header = marccd_header(image.header)
+        header = marccd_header(marccd_frame_header(path))
     else:
         header = edf_header(image.header)
     if image.data is None:
@@ -239,6 +260,7 @@ def nexus_header(h5) -> dict:
             out[name] = _length(dataset, name)
     text = next((h5[p][()] for p in NEXUS_DETECTOR if p in h5), None)
     if text is not None:
+        text = np.asarray(text, dtype=object).reshape(-1)[0]      # a scalar, or a (1,) array (Lambda)
         out["detector"] = (text.decode() if isinstance(text, bytes) else str(text)).strip()
     return out
 
@@ -287,7 +309,10 @@ def _open_hdf5(path: str, patterns: Sequence[str]) -> Iterator[DetectorFile]:
                 raise UnreadableFile("bad_shape", f"{path}: dataset {ds.name} has shape {ds.shape}; "
                                      "frames must be 2-D, or 3-D stacks of frames")
         mask_ds = next((h5[p] for p in NEXUS_MASK if p in h5), None)
-        pixel_mask = np.asarray(mask_ds[()]) != 0 if mask_ds is not None else None
+        pixel_mask = None
+        if mask_ds is not None:        # some writers (Lambda) store it as a (1, rows, cols) stack
+            pixel_mask = np.asarray(mask_ds[()]) != 0
+            pixel_mask = pixel_mask[0] if pixel_mask.ndim == 3 and pixel_mask.shape[0] == 1 else pixel_mask
 
         def frame(i: int) -> np.ndarray:
             ds, k = index[i]
