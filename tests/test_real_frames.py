@@ -7,6 +7,7 @@ software uses, the value conventions of real frames (Pilatus gaps -1, excluded p
 the header or sidecar geometry puts physics where the frame shows it. MarCCD has no real file
 small enough to commit; it is written in the detector's layout by ``marccd_files``.
 """
+import functools
 import json
 import logging
 from dataclasses import asdict
@@ -24,6 +25,7 @@ from xray_spark.io.rows import file_rows
 from xray_spark.preprocess import log_scale
 from xray_spark.simulate.geometry import Geometry
 from xray_spark.simulate.grazing import horizon_row
+from xray_spark.simulate.scene import sample_scene
 
 from conftest import CLUSTER
 from marccd_files import write_marccd
@@ -91,7 +93,7 @@ def archive_rows(root: Path, image_size: int = 64) -> dict[str, list[dict]]:
 
 
 def test_real_files_become_image_rows_with_geometry_sources_masks_and_sane_images():
-    rows = archive_rows(ROOT)
+    rows = fixture_rows()
     assert sorted(rows) == sorted(EXPECTED)
     full_scale = load_config(None, []).preprocess.full_scale_counts
     for path, (_, n_frames, shape, _, _, _) in EXPECTED.items():
@@ -161,3 +163,48 @@ def test_the_real_archive_ingests_on_the_cluster_with_nothing_quarantined(spark,
     config = load_config(None, CLUSTER + [f"paths.root={tmp_path / 'data'}", "tables.image_size=32"])
     result = ingest(spark, config, archive=str(ROOT))
     assert (result.files, result.written, result.quarantined_files) == (3, 12, 0)
+
+
+def test_real_frames_are_drawn_beside_synthetic_frames_of_their_kind(tmp_path):
+    from xray_spark.simulate import compare
+
+    config = load_config(None, ["tables.image_size=64"])
+    path, pairs = compare.compare(config, str(ROOT / "compare.yaml"), tmp_path / "real_vs_synthetic.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in pairs] == [Path(CEO2).name, Path(GISAXS).name]
+    for pair, real_rows in zip(pairs, (rows_of(CEO2), rows_of(GISAXS))):
+        np.testing.assert_array_equal(pair.real, np.frombuffer(real_rows[0]["image"], "<f4").reshape(64, 64))
+        # same detector layout: the synthetic frames mask the real frame's module gaps
+        assert abs((pair.native == 0).mean() - (pair.real == 0).mean()) < 0.03
+        assert 0.8 < pair.stats["dispersion"][0] < 1.3 and 0.8 < pair.stats["dispersion"][1] < 1.3   # Poisson
+    entry = compare.read_spec(str(ROOT / "compare.yaml"))[0]
+    row = rows_of(CEO2)[0]
+    matched = compare.matching_config(config, entry, row)
+    index = compare.nearest_scene(matched, row, ["Powder"])
+    scene, _ = sample_scene(matched.simulate, matched.simulate.seed, index)
+    assert (scene["geometry"], scene["detector"], scene["distance_m"]) == ("TWAXS", "Pilatus1M", row["distance_m"])
+    assert "Powder" in scene["sample_tags"] and abs(scene["beam_row_px"] - row["beam_center_row_px"]) < 60
+
+
+@functools.lru_cache(maxsize=1)
+def fixture_rows() -> dict[str, list[dict]]:
+    return archive_rows(ROOT)
+
+
+def rows_of(path):
+    return fixture_rows()[path]
+
+
+def test_a_comparison_spec_error_names_the_entry_and_the_field(tmp_path):
+    from xray_spark.config import ConfigError
+    from xray_spark.simulate.compare import read_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"frames:\n  - file: {ROOT / CEO2}\n    geometry: GISAXS\n    detector: Pilatus1M\n"
+                    "    material: LaB6\n")
+    with pytest.raises(ConfigError, match=r"frames\[0\]: material 'LaB6' is not generated in GISAXS"):
+        read_spec(str(spec))
+    spec.write_text(f"frames:\n  - file: {ROOT / CEO2}\n    geometry: TWAXS\n    detector: Pilatus9M\n"
+                    "    material: LaB6\n")
+    with pytest.raises(ConfigError, match=r"frames\[0\]: detector = 'Pilatus9M'; allowed: Pilatus1M"):
+        read_spec(str(spec))

@@ -3,7 +3,8 @@
 Reads an `images` table (synthetic or archive), takes up to ``--per-tag`` images carrying each
 requested tag (a Spark filter with a limit per tag: only those few images reach the driver),
 and draws them as stored (already on the fixed log scale of ``preprocess``) with a perceptual
-colour map, each with its tags, one row per tag.
+colour map, each with its tags, one row per tag. With ``--real SPEC`` it draws real detector
+frames beside synthetic frames of the same kind instead (``compare``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tags", default="top17",
                         help="a subset (top17, G1..G7, all) or tag names joined by commas (default: top17)")
     parser.add_argument("--per-tag", type=int, default=4, metavar="K", help="images per tag (default: 4)")
-    parser.add_argument("--output", metavar="PNG", help="PNG file (default: <paths.reports>/gallery.png)")
+    parser.add_argument("--output", metavar="PNG", help="PNG file (default: <paths.reports>/gallery.png, "
+                        "or real_vs_synthetic.png with --real)")
+    parser.add_argument("--real", metavar="SPEC", help="instead: real detector frames listed in SPEC (YAML) beside "
+                        "synthetic frames of the same kind, with their statistics (see simulate/compare.py)")
 
 
 def tag_list(spec: str) -> list[str]:
@@ -74,6 +78,17 @@ def run(config, args) -> int:
 
     from xray_spark.spark import build_session, stage
 
+    if args.real:
+        from xray_spark.config import ConfigError
+        from xray_spark.simulate.compare import compare
+
+        output = Path(args.output or Path(config.paths.root, config.paths.reports, "real_vs_synthetic.png"))
+        try:
+            path, pairs = compare(config, args.real, output)
+        except (ConfigError, OSError) as e:
+            raise SystemExit(f"xray-spark gallery --real: {e}") from None
+        print(f"gallery: {len(pairs)} real frames beside synthetic frames of the same kind -> {path}")
+        return 0
     if args.per_tag < 1:
         raise SystemExit(f"xray-spark gallery: --per-tag = {args.per_tag}: must be >= 1")
     try:
