@@ -6,7 +6,14 @@
 2. Executors read, checksum and preprocess the files (``io.rows`` in one ``mapInArrow`` pass):
    every input file ends up as image rows, or in the quarantine table with its reason.
 3. The touched (beamtime, run_id) partitions of the `images` table are rewritten
-   (``io.partitions``), then the quarantine table, then the manifest (the commit record).
+   (``io.partitions``), then the quarantine table (only when its content changes), then the
+   manifest (the commit record).
+
+The files are spread over ``spark.defaultParallelism * ingest.tasks_per_core`` read tasks in path
+order, and each task writes its images straight into the run partitions it read (one Spark job:
+no shuffle, no cached copy); the file and quarantine rows come back to the driver through an
+accumulator. An incremental night therefore costs three small Spark jobs (read the manifest and
+the quarantine, which are metadata) plus the one that reads the new files, plus the manifest write.
 
 Expert labels (``--labels`` / ``ingest.labels``) are joined into new rows and into the existing
 rows of the runs they name.
@@ -23,7 +30,6 @@ from datetime import datetime, timezone
 
 import pandas as pd
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from xray_spark import schema
@@ -31,7 +37,7 @@ from xray_spark.io import manifest as mf
 from xray_spark.io import partitions as parts
 from xray_spark.io.archive import ArchiveError, ArchiveFile, discover
 from xray_spark.io.labels import LabelsError, read_labels
-from xray_spark.io.rows import OUTPUT, lookup_tags, read_units
+from xray_spark.io.rows import FileFacts, lookup_tags, read_units
 from xray_spark.logs import summary
 from xray_spark.spark import build_session, stage
 
@@ -41,6 +47,8 @@ UNITS = pa.schema([pa.field("path", pa.string()), pa.field("abspath", pa.string(
                    pa.field("beamtime", pa.string()), pa.field("run_id", pa.string()),
                    pa.field("size", pa.int64()), pa.field("mtime", pa.float64()),
                    pa.field("parts", pa.list_(pa.string())), pa.field("sidecar", pa.string())])
+FACT_COLUMNS = ["kind", "path", "beamtime", "run_id", "frame", "size", "mtime", "checksum", "status", "frames",
+                "quarantined_frames", "reason", "error"]
 
 
 @dataclass
@@ -126,27 +134,20 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     units = [(r.path, r.abspath, r.beamtime, r.run_id, int(r.size), float(r.mtime), list(r.parts),
               json.dumps(sidecars.get((r.beamtime, r.run_id), {}))) for r in to_read.itertuples()]
     slices = max(1, min(len(units), spark.sparkContext.defaultParallelism * config.ingest.tasks_per_core))
-    out = (spark.createDataFrame(spark.sparkContext.parallelize(units, slices), schema.spark_schema(UNITS))
-           .mapInArrow(lambda b: read_units(b, settings), schema.spark_schema(OUTPUT))
-           .persist(StorageLevel.DISK_ONLY))
-    try:
-        touched = set(zip(todo["beamtime"], todo["run_id"])) - {("", "")}
-        touched |= _label_partitions(spark, urls["images"], labels) if labels else set()
-        old = parts.drop_files(parts.read_partitions(spark, urls["images"], touched), todo["path"])
-        if labels:
-            old = old.mapInArrow(lambda b: _relabel(b, labels), schema.spark_schema())
-        new = out.filter(F.col("kind") == "image").select(*schema.IMAGES.names)
-        with stage(spark, "ingest: read, preprocess and write images", config):
-            parts.rewrite_partitions(spark, urls["images"], old.unionByName(new), touched,
-                                     config.tables.row_group_size_mb)
-        with stage(spark, "ingest: collect file facts", config):
-            facts = out.filter(F.col("kind") != "image").select(
-                "kind", "path", "beamtime", "run_id", "frame", "size", "mtime", "checksum", "status",
-                "frames", "quarantined_frames", "reason", "error").toPandas()
-            if labels:
-                result.labels_unmatched = _unmatched(spark, urls["images"], touched, labels)
-    finally:
-        out.unpersist()
+    read_facts = spark.sparkContext.accumulator({}, FileFacts())
+    new = (spark.createDataFrame(spark.sparkContext.parallelize(units, slices), schema.spark_schema(UNITS))
+           .mapInArrow(lambda b: read_units(b, settings, read_facts), schema.spark_schema()))
+    touched = set(zip(todo["beamtime"], todo["run_id"])) - {("", "")}
+    touched |= _label_partitions(spark, urls["images"], labels) if labels else set()
+    old = parts.drop_files(parts.read_partitions(spark, urls["images"], touched), todo["path"])
+    if labels:
+        old = old.mapInArrow(lambda b: _relabel(b, labels), schema.spark_schema())
+    with stage(spark, "ingest: read, preprocess and write images", config):
+        parts.rewrite_partitions(spark, urls["images"], old.unionByName(new), touched,
+                                 config.tables.row_group_size_mb, one_file_per_partition=False)
+    if labels:
+        result.labels_unmatched = _unmatched(spark, urls["images"], touched, labels)
+    facts = pd.DataFrame([row for rows in read_facts.value.values() for row in rows], columns=FACT_COLUMNS)
     file_rows = facts[facts["kind"] == "file"]
     quarantine_rows = facts[facts["kind"] == "quarantine"]
     refused_rows = refused.assign(frame=None, checksum=None, reason=refused["refused"])
@@ -155,8 +156,10 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
                  .merge(todo[["path", "setup"]], on="path", how="left"))
     quarantine_rows = pd.concat([quarantine_rows, refused_rows], ignore_index=True)
 
-    mf.write(spark, mf.updated_quarantine(quarantine, quarantine_rows, pd.concat([todo["path"], deleted["path"]]), now),
-             urls["quarantine"], mf.QUARANTINE, ["path", "frame"])
+    replaced = pd.concat([todo["path"], deleted["path"]])
+    if len(quarantine_rows) or quarantine["path"].isin(replaced).any():
+        mf.write(spark, mf.updated_quarantine(quarantine, quarantine_rows, replaced, now),
+                 urls["quarantine"], mf.QUARANTINE, ["path", "frame"])
     mf.write(spark, mf.updated_manifest(manifest, file_rows, deleted, now), urls["manifest"], mf.MANIFEST, ["path"])
     result.written = int(file_rows["frames"].sum())
     result.quarantined_files = int((file_rows["status"] == "quarantined").sum())

@@ -44,20 +44,24 @@ def read_partitions(spark, url: str, partitions: Iterable[tuple[str, ...]], tabl
             if fs.exists(_fs(spark, d)[1])]
     spark_schema = schema.spark_schema(table)
     if not dirs:
-        return spark.createDataFrame([], spark_schema)
+        return spark.createDataFrame(spark.sparkContext.emptyRDD(), spark_schema)  # no rows, no tasks
     return spark.read.schema(spark_schema).option("basePath", url).parquet(*dirs)
 
 
 def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tuple[str, ...]],
-                       row_group_size_mb: int, keys: tuple[str, ...] = KEYS, order_by: str = "image_id") -> None:
+                       row_group_size_mb: int, keys: tuple[str, ...] = KEYS, order_by: str = "image_id",
+                       one_file_per_partition: bool = True) -> None:
     """Make ``rows`` the whole content of ``partitions`` of the table at ``url``.
 
     ``rows`` must only hold rows of those partitions (the caller unions kept old rows and new
-    ones). A partition left without rows is removed.
+    ones). A partition left without rows is removed. Rows are sorted by ``order_by`` within each
+    file. ``one_file_per_partition`` gathers each partition's rows into one file (a shuffle);
+    False writes every task's rows where they are, one file per task and partition it holds: no
+    shuffle, so reading and writing run in one pass (ingest, whose tasks hold contiguous files).
     """
     partitions = sorted(set(partitions))
     staging = f"{url.rstrip('/')}.staging"
-    ordered = rows.repartition(*keys).sortWithinPartitions(*keys, order_by)
+    ordered = (rows.repartition(*keys) if one_file_per_partition else rows).sortWithinPartitions(*keys, order_by)
     schema.write_table(ordered, staging, row_group_size_mb, partition_by=keys)
     fs, root = _fs(spark, url)
     fs.mkdirs(root)

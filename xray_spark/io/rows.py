@@ -6,8 +6,10 @@ through the shared ``preprocess`` into an `images` row (``source='archive'``) an
 the images, a ``quarantine`` row for every frame (or the whole file) that cannot become an image,
 and one ``file`` row with the file's checksum, frame counts and status for the manifest.
 
-All three kinds share one Arrow schema (``OUTPUT``: the `images` columns plus the file facts), so a
-single ``mapInArrow`` pass reads every file once.
+On Spark, ``read_units`` is the ``mapInArrow`` body: it returns the image rows (the `images`
+schema) and hands the file and quarantine rows, a few hundred bytes per file, to the driver
+through a ``FileFacts`` accumulator. So one pass reads every file once and its output goes
+straight to the table writer, with no cached copy of the images and no second job for the facts.
 """
 from __future__ import annotations
 
@@ -18,24 +20,17 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from pyspark.accumulators import AccumulatorParam
+
 from xray_spark import schema
 from xray_spark.io import geometry as geom
 from xray_spark.io.readers import UnreadableFile, open_detector_file
 from xray_spark.preprocess import bad_pixels, preprocess
 
-FILE_FACTS = [
-    pa.field("kind", pa.string()),            # image | quarantine | file
-    pa.field("path", pa.string()),            # relative to the archive root
-    pa.field("size", pa.int64()),
-    pa.field("mtime", pa.float64()),
-    pa.field("checksum", pa.string()),
-    pa.field("status", pa.string()),          # file rows: ingested | partial | quarantined
-    pa.field("frames", pa.int64()),           # file rows: frames written to the images table
-    pa.field("quarantined_frames", pa.int64()),
-    pa.field("reason", pa.string()),          # quarantine rows: short code
-    pa.field("error", pa.string()),           # quarantine rows: the message or exception
-]
-OUTPUT = pa.schema([f.with_nullable(True) for f in schema.IMAGES] + FILE_FACTS)
+# Rows of kind ``quarantine`` have path, beamtime, run_id, frame (None = the whole file), size,
+# mtime, checksum, reason (short code) and error (the message); the one row of kind ``file`` has
+# path, beamtime, run_id, size, mtime, checksum, status (ingested | partial | quarantined), frames
+# (written to the images table) and quarantined_frames.
 READ_CHUNK = 8 << 20
 
 
@@ -146,20 +141,35 @@ def file_rows(unit: dict, settings: dict) -> Iterator[dict]:
            "frames": written, "quarantined_frames": quarantined}
 
 
-def to_batch(records: list[dict]) -> pa.RecordBatch:
-    """Rows of any kind as one Arrow batch of ``OUTPUT`` (absent columns are null)."""
-    return pa.RecordBatch.from_pylist(records, schema=OUTPUT)
+class FileFacts(AccumulatorParam):
+    """Accumulator of the non-image rows of the files read: ``{path: [quarantine rows..., file row]}``.
+
+    Keyed by path, so a task that runs twice (a retry, a recomputed stage) replaces its files'
+    rows instead of adding them again.
+    """
+
+    def zero(self, value: dict) -> dict:
+        return {}
+
+    def addInPlace(self, facts: dict, more: dict) -> dict:
+        facts.update(more)
+        return facts
 
 
-def read_units(batches: Iterable[pa.RecordBatch], settings: dict) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body: input rows are archive files, output rows ``OUTPUT`` in bounded batches."""
+def read_units(batches: Iterable[pa.RecordBatch], settings: dict, facts) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body: input rows are archive files, output the `images` rows in bounded
+    batches; each file's quarantine and file rows go to ``facts`` (a ``FileFacts`` accumulator)."""
     for batch in batches:
         for unit in batch.to_pylist():
-            pending = []
+            pending, other = [], []
             for record in file_rows(unit, settings):
+                if record["kind"] != "image":
+                    other.append(record)
+                    continue
                 pending.append(record)
                 if len(pending) >= settings["batch_rows"]:
-                    yield to_batch(pending)
+                    yield pa.RecordBatch.from_pylist(pending, schema=schema.IMAGES)
                     pending = []
             if pending:
-                yield to_batch(pending)
+                yield pa.RecordBatch.from_pylist(pending, schema=schema.IMAGES)
+            facts.add({unit["path"]: other})
