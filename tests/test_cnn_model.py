@@ -91,3 +91,49 @@ def test_train_cnn_and_predict_reject_bad_input_before_spark_starts(tmp_path, ca
     assert "unknown tag subset 'top999'" in capsys.readouterr().err
     assert main(["predict", "--model", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, final", [("cosine", 0.0), ("cosine", 0.1), ("constant", 0.0)])
+def test_learning_rate_warms_up_to_the_scaled_rate_then_follows_its_schedule(kind, final):
+    import tensorflow as tf
+
+    from xray_spark.cnn import schedule
+
+    config = load_config(None, ["cnn.learning_rate=0.01", "cnn.warmup_epochs=2", "cnn.epochs=10",
+                                f"cnn.lr_schedule={kind}", f"cnn.lr_final_fraction={final}"])
+    at = {step: schedule.rate_at(step, config.cnn, ranks=4, steps_per_epoch=5)  # warm-up 10 steps, 50 in all
+          for step in (0, 5, 10, 30, 50, 80)}
+    assert at[0] == pytest.approx(0.01) and at[5] == pytest.approx(0.025) and at[10] == pytest.approx(0.04)
+    if kind == "constant":
+        assert at[30] == at[50] == pytest.approx(0.04)
+    else:  # half way through the decay: the mean of peak and final; at and after the end: final
+        assert at[30] == pytest.approx(0.04 * (final + 1) / 2)
+        assert at[50] == pytest.approx(0.04 * final, abs=1e-9) and at[80] == pytest.approx(0.04 * final, abs=1e-9)
+
+    # the callback sets the optimizer's rate from its step counter before every step
+    model = tf.keras.Sequential([tf.keras.Input((1,)), tf.keras.layers.Dense(1)])
+    model.compile(tf.keras.optimizers.legacy.SGD(1.0), "mse")
+    seen = []
+    probe = tf.keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(
+        float(tf.keras.backend.get_value(model.optimizer.lr))))
+    model.fit(np.zeros((6, 1)), np.zeros((6, 1)), batch_size=1, epochs=1, verbose=0,
+              callbacks=[schedule.callback(config.cnn, 4, 5), probe])
+    assert seen == pytest.approx([schedule.rate_at(step, config.cnn, 4, 5) for step in range(6)])
+    assert seen[0] == pytest.approx(0.01) and seen[5] == pytest.approx(0.025)
+
+
+def test_contrast_channel_standardises_each_image_over_its_valid_pixels():
+    from xray_spark.cnn.model import image_contrast
+
+    rng = np.random.default_rng(3)
+    images = np.stack([0.05 + 0.05 * rng.random((16, 16)), 0.6 + 0.2 * rng.random((16, 16))])[..., None]
+    images[0, :4] = 0.0  # bad pixels (a gap) stay 0 and do not count
+    out = image_contrast(images.astype(np.float32)).numpy()
+    for image, contrast in zip(images, out):
+        valid = image > 0
+        assert abs(contrast[valid].mean()) < 1e-3 and contrast[valid].std() == pytest.approx(1.0, rel=1e-2)
+        assert np.all(contrast[~valid] == 0)
+    # a faint image and a bright one come out on the same scale, their order within each kept
+    assert np.argsort(out[1].ravel()).tolist() == np.argsort(images[1].ravel()).tolist()
+    model = build_model(PRESETS["cpu"], 3)
+    assert model.get_layer("with_contrast").output_shape[-1] == 2

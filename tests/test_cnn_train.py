@@ -57,6 +57,7 @@ def test_resume_continues_from_the_saved_step_without_lost_or_repeated_epochs(tr
     assert second[0]["iterations"] == 2 * steps  # the optimizer step count was restored
     epochs = second[0]["manifest"]["training"]["epochs"]
     assert [e["epoch"] for e in epochs] == [0, 1]
+    assert all(0.0 < e["val_mAP"] <= 1.0 for e in epochs)  # validation scored after every epoch
 
 
 def test_training_split_is_by_run_and_frozen(trained):

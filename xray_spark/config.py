@@ -114,6 +114,10 @@ class CnnConfig:
     learning_rate: float = option(0.01, "SGD learning rate of one rank; multiplied by the number of ranks", min=0.0)
     momentum: float = option(0.9, "SGD momentum", min=0.0, max=1.0)
     warmup_epochs: int = option(2, "epochs of linear learning-rate warm-up from the one-rank rate", min=0)
+    lr_schedule: str = option("cosine", "learning rate after the warm-up: constant, or cosine decay to lr_final_fraction",
+                              choices=["constant", "cosine"])
+    lr_final_fraction: float = option(0.0, "learning rate at the last step as a fraction of the scaled rate (cosine)",
+                                      min=0.0, max=1.0)
     positive_weights: str = option("none", "per-tag weight of positives in the loss: none, or balanced (negatives/positives)",
                                  choices=["none", "balanced"])
     max_positive_weight: float = option(10.0, "upper bound of a balanced positive weight", min=1.0)

@@ -4,7 +4,8 @@ The driver freezes a train/validation split by run (``data.split_by_run``) and s
 ``horovod.spark.run``: one Horovod rank per Spark task, ``horovod.num_proc`` of them, talking over
 ``horovod.nics``. Each rank reads its own Petastorm shard; gradients are averaged by Horovod's
 DistributedOptimizer; rank 0's initial weights are broadcast; the learning rate is the one-rank
-rate times the number of ranks, reached by a linear warm-up; epoch metrics are averaged over ranks.
+rate times the number of ranks, reached by a linear warm-up and then decayed (``schedule.py``);
+epoch metrics are averaged over ranks, and rank 0 scores the validation runs after every epoch.
 
 Why ``horovod.spark.run`` and not Horovod's KerasEstimator: the estimator copies the DataFrame
 into its own intermediate Parquet store, serialises the model its own way and owns checkpoints,
@@ -38,6 +39,7 @@ import numpy as np
 from xray_spark import evaluate, modeldir, tags as tagmod
 from xray_spark.cnn import data
 from xray_spark.cnn.model import WEIGHTS, Architecture, architecture, build_model, weighted_binary_crossentropy
+from xray_spark.cnn import schedule
 from xray_spark.config import to_dict
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
     ckpt_dir = model_dir / "checkpoints"
     steps = data.steps_per_epoch(plan["train_rows"], c.batch_size, ranks)
     model = build_model(Architecture(**plan["architecture"]), len(plan["tags"]))
-    optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.legacy.SGD(c.learning_rate * ranks, momentum=c.momentum))
+    optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.legacy.SGD(c.learning_rate, momentum=c.momentum))
     weights = np.asarray(plan["positive_weights"], np.float32) if plan["positive_weights"] else None
     model.compile(optimizer, weighted_binary_crossentropy(weights))
 
@@ -110,7 +112,8 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
                 w.assign(hvd_tf.allreduce(w, op=hvd_tf.Average, name=f"avg_{w.name}"))
 
     class EpochEnd(tf.keras.callbacks.Callback):
-        """Times each epoch; rank 0 logs it and checkpoints; stops after ``stop_after_epochs``."""
+        """Times each epoch; rank 0 adds the validation mAP, logs the epoch and checkpoints;
+        stops after ``stop_after_epochs``."""
 
         def on_epoch_begin(self, e, logs=None):
             self.started = time.perf_counter()
@@ -119,6 +122,10 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
             seconds = time.perf_counter() - self.started
             record = {"epoch": e, "seconds": seconds, "images_per_s": steps * c.batch_size * ranks / seconds,
                       **{k: float(v) for k, v in (logs or {}).items()}}
+            if rank == 0:
+                labels, scores = data.score_table(self.model, plan["validation_url"], plan["tags"], c.inference_batch)
+                record["val_mAP"] = logs["val_mAP"] = evaluate.evaluate(scores, labels, plan["tags"], method="cnn",
+                                                                      label_set=c.tag_set).mean_ap
             history.append(record)
             if rank == 0:
                 with open(ckpt_dir / "epochs.jsonl", "a") as f:
@@ -128,10 +135,8 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
             if stop_after_epochs is not None and len(history) >= stop_after_epochs:
                 self.model.stop_training = True
 
-    callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
-    if c.warmup_epochs:
-        callbacks.append(hvd.callbacks.LearningRateWarmupCallback(
-            initial_lr=c.learning_rate * ranks, warmup_epochs=c.warmup_epochs, steps_per_epoch=steps, verbose=0))
+    callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback(),
+                 schedule.callback(c, ranks, steps)]
     callbacks += [AverageStatistics(), EpochEnd()]  # EpochEnd last: averaged logs and weights
     if rank == 0:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
