@@ -169,6 +169,8 @@ class SimulateConfig:
     substrate_halo: float = option(0.5, "probability a GIWAXS film shows its substrate's amorphous SiO2 halo", min=0.0, max=1.0)
     substrate_peak: float = option(0.3, "probability a GIWAXS film shows its Si(001) substrate's (111) Bragg peak", min=0.0, max=1.0)
     dead_fraction: float = option(2e-4, "fraction of rendered pixels that are dead (masked)", min=0.0, max=0.1)
+    shadow_transmission: float = option(1e-9, "fraction of the direct beam and scattering that a beamstop or "
+                                         "obstruction lets through (tungsten, lead: essentially none)", min=0.0, max=1.0)
     snr_min: float = option(5.0, "a feature is visible when its signal to noise over its visible support reaches this", min=0.0)
     contrast_min: float = option(0.15, "... and its signal over the local background reaches this fraction", min=0.0)
     support_fraction: float = option(0.5, "a feature's support: pixels at >= this fraction of its own maximum", min=0.01, max=1.0)

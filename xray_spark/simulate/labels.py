@@ -157,7 +157,8 @@ def visible_tags(scene: dict, rendered, det, th) -> list[str]:
         tags.add("Peaks: Many/field")
     elif n_spots >= 1:
         tags.add("Peaks: Isolated")
-    tags.update(_beam_tags(scene, rendered, visible | rendered.saturated, k, th))
+    # the beam is seen where it is neither masked nor shadowed, saturated or not (not CCD blooming behind a stop)
+    tags.update(_beam_tags(scene, rendered, ~(rendered.bad | rendered.shadow), k, th))
     tags.update(_intensity_tags(rendered, visible, th))
     return sorted(tags)
 

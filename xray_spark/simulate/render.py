@@ -41,6 +41,7 @@ class Maps:
     scale: np.ndarray          # float32 counts per unit intensity: exposure x solid angle (x Fresnel)
     lab_q_index: np.ndarray    # int32 fine q bin of the lab q (background)
     lab_scale: np.ndarray      # float32 exposure x solid angle
+    q_pixel_var: np.ndarray    # (Q_BINS,) float32 variance of the sample's q across one rendered pixel, by fine q bin
     row_profile: np.ndarray | None = None   # GI: (rows, 1) film q_z, 1/angstrom
     col_qxy: np.ndarray | None = None       # GI: (1, cols) q_xy, 1/angstrom
     transmission: np.ndarray | None = None  # GI: (rows, 1) exit Fresnel factor |t(alpha_f)|^2
@@ -114,7 +115,31 @@ def scene_maps(scene: dict, geometry: Geometry, grid: tuple[int, int]) -> Maps:
     q_index = _bins(q, q_max, Q_BINS)
     return Maps(q_index=q_index, chi_index=_bins(chi + np.float32(np.pi), 2 * np.pi, CHI_BINS), q_max=q_max,
                 scale=scale, lab_q_index=q_index if q is lab_q else _bins(lab_q, q_max, Q_BINS), lab_scale=lab_scale,
-                **extras)
+                q_pixel_var=pixel_q_variance(q, q_index), **extras)
+
+
+def pixel_q_variance(q: np.ndarray, q_index: np.ndarray, step: int = 4) -> np.ndarray:
+    """Variance of q across one rendered pixel, as a function of the fine q bin.
+
+    Over a pixel where q is about linear, q is uniform over a box in each direction, so its
+    variance is ``((dq/drow)^2 + (dq/dcol)^2) / 12`` (per rendered pixel). Averaged per fine bin
+    from forward differences on every ``step``-th pixel (the variance is smooth in q), then
+    interpolated over the bins no sampled pixel falls in.
+
+    Returns
+    -------
+    (Q_BINS,) float32.
+    """
+    q = np.broadcast_to(q, q_index.shape)
+    corner = q[:-1:step, :-1:step]
+    var = ((q[1::step, :-1:step] - corner) ** 2 + (q[:-1:step, 1::step] - corner) ** 2) / np.float32(12)
+    bins = q_index[:-1:step, :-1:step].ravel()
+    n = np.bincount(bins, minlength=Q_BINS)
+    filled = np.flatnonzero(n)
+    if filled.size == 0:
+        return np.zeros(Q_BINS, np.float32)
+    mean = np.bincount(bins, weights=var.ravel(), minlength=Q_BINS)[filled] / n[filled]
+    return np.interp(np.arange(Q_BINS), filled, mean).astype(np.float32)
 
 
 def _smooth_rows(profile: np.ndarray, sigma: float) -> np.ndarray:
@@ -125,11 +150,20 @@ def _smooth_rows(profile: np.ndarray, sigma: float) -> np.ndarray:
     return (np.convolve(padded, kernel / kernel.sum(), mode="valid")[:, None]).astype(np.float32)
 
 
-def radial_profile(feature: dict, q: np.ndarray) -> np.ndarray:
-    """Intensity of a radial feature on a 1-D q grid, peak about ``amp``."""
+def radial_profile(feature: dict, q: np.ndarray, q_pixel_var: np.ndarray | None = None) -> np.ndarray:
+    """Intensity of a radial feature on a 1-D q grid, peak about ``amp``.
+
+    With ``q_pixel_var`` (variance of q across a rendered pixel on the same grid) the profile is
+    what a pixel sees, averaged over its q extent: a ring's Gaussian is widened in quadrature,
+    ``sigma_eff^2 = sigma^2 + var``, and lowered by ``sigma / sigma_eff`` so its integral over q
+    stays the same. Without it a ring narrower than a rendered pixel is sampled at pixel centres
+    and breaks into dashes. The other radial features are broad on that scale.
+    """
     kind = feature["kind"]
     if kind == "ring":
-        out = F.ring(q, feature["q0"], feature["sigma"])
+        sigma = feature["sigma"]
+        width = sigma if q_pixel_var is None else float(np.sqrt(sigma ** 2 + np.interp(feature["q0"], q, q_pixel_var)))
+        out = F.ring(q, feature["q0"], width) * np.float32(sigma / width)
     elif kind == "halo":
         out = F.halo(q, feature["q0"], feature["xi"])
     elif kind == "diffuse":
@@ -265,7 +299,7 @@ def render(scene: dict, grid: tuple[int, int], rng: np.random.Generator) -> Rend
     sample = np.zeros(grid, np.float32)
     for index, feature in enumerate(scene["features"]):
         if feature["kind"] in RADIAL:
-            profile, angular = radial_profile(feature, q_grid), angular_profile(feature, chi_grid)
+            profile, angular = radial_profile(feature, q_grid, maps.q_pixel_var), angular_profile(feature, chi_grid)
             profiles[index] = (profile, angular)
             key = (feature.get("chi0", 0.0), feature.get("kappa", 0.0), feature.get("fold", 2))
             if key in groups:

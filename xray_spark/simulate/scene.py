@@ -118,7 +118,7 @@ def sample_scene(sim, seed: int, index: int) -> tuple[dict, np.random.Generator]
              "beam_row_px": float(row), "beam_col_px": float(col), "exposure": exposure,
              "background": _log_uniform(rng, sim.background_counts) / exposure,   # per unit exposure
              "air_xi": float(rng.uniform(20, 200)), "beam_sigma_px": float(rng.uniform(1.0, 2.5)),
-             "shadow_transmission": 1e-3, "dead_fraction": sim.dead_fraction, "obstructions": [],
+             "shadow_transmission": sim.shadow_transmission, "dead_fraction": sim.dead_fraction, "obstructions": [],
              "artifacts": []}
     direct = exposure * float(rng.uniform(1e3, 1e5))
     scene["beams"] = [["direct", float(row), float(col), direct, 1.0]]
