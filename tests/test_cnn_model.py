@@ -137,3 +137,14 @@ def test_contrast_channel_standardises_each_image_over_its_valid_pixels():
     assert np.argsort(out[1].ravel()).tolist() == np.argsort(images[1].ravel()).tolist()
     model = build_model(PRESETS["cpu"], 3)
     assert model.get_layer("with_contrast").output_shape[-1] == 2
+
+
+def test_training_progress_line_says_epochs_rate_validation_and_eta(tmp_path):
+    from xray_spark.cnn.train import _epoch_log, epoch_progress
+
+    log = tmp_path / "epochs.jsonl"
+    assert epoch_progress(_epoch_log(log, 30), 30) == "0/30 epochs done (first epoch running)"
+    records = [{"epoch": e, "seconds": 40.0, "images_per_s": 300.0, "loss": 0.3, "val_mAP": 0.8} for e in range(2)]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"epoch": 2, "sec')  # rank 0 mid-write
+    line = epoch_progress(_epoch_log(log, 30), 30)
+    assert line == "2/30 epochs done, 300 images/s, loss 0.3000, validation mAP 0.8000, ETA 1120 s"

@@ -43,10 +43,19 @@ def test_stage_names_jobs_and_logs_progress(spark, caplog):
 
 
 def test_progress_counts_done_and_total_tasks(spark):
-    reporter = _ProgressLogger(spark, "test-count", "count", 1.0)
+    reporter = _ProgressLogger(spark, "test-count", "count", 1.0, None)
     spark.sparkContext.setJobGroup("test-count", "count")
     spark.range(0, 10, numPartitions=5).count()
     spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
     done, total = reporter.counts()
     assert done == total and total >= 5
     assert reporter.line().startswith(f"count: {done}/{total} tasks")
+
+
+def test_a_stage_with_its_own_progress_line_logs_that(spark, caplog):
+    caplog.set_level(logging.INFO, logger="xray_spark.spark")
+    config = load_config(None, ["progress.interval_s=0.1"])
+    with stage(spark, "training", config, progress=lambda: "3/30 epochs done"):
+        spark.range(0, 4, numPartitions=4).mapInPandas(_slow, "id long").count()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training:")]
+    assert lines and set(lines) == {"training: 3/30 epochs done"}

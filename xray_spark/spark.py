@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from xray_spark.config import Config
 
@@ -95,12 +96,13 @@ def _submitted_conf() -> set[str]:
 
 
 class _ProgressLogger(threading.Thread):
-    """Driver thread: logs done/total tasks of the running job group, rate and ETA."""
+    """Driver thread: logs done/total tasks of the running job group, rate and ETA, or the
+    stage's own progress line (``progress()``) where tasks say nothing (long-running ones)."""
 
-    def __init__(self, spark, group: str, label: str, interval_s: float):
+    def __init__(self, spark, group: str, label: str, interval_s: float, progress: Callable[[], str] | None):
         super().__init__(name=f"progress-{group}", daemon=True)
         self.tracker = spark.sparkContext.statusTracker()
-        self.group, self.label, self.interval_s = group, label, interval_s
+        self.group, self.label, self.interval_s, self.progress = group, label, interval_s, progress
         self.started = time.monotonic()
         self.finished = threading.Event()
 
@@ -118,6 +120,8 @@ class _ProgressLogger(threading.Thread):
         return done, total
 
     def line(self) -> str:
+        if self.progress is not None:
+            return f"{self.label}: {self.progress()}"
         done, total = self.counts()
         elapsed = time.monotonic() - self.started
         rate = done / elapsed if elapsed > 0 else 0.0
@@ -130,14 +134,16 @@ class _ProgressLogger(threading.Thread):
 
 
 @contextlib.contextmanager
-def stage(spark, label: str, config: Config | None = None, group: str | None = None):
-    """Name the Spark jobs started inside as ``label`` and log their progress periodically."""
+def stage(spark, label: str, config: Config | None = None, group: str | None = None,
+          progress: Callable[[], str] | None = None):
+    """Name the Spark jobs started inside as ``label`` and log their progress periodically: task
+    counts, or ``progress()`` when given (e.g. training epochs, whose two tasks run for hours)."""
     sc = spark.sparkContext
     group = group or f"xray-{label.split()[0].lower()}-{time.monotonic_ns()}"
     sc.setJobGroup(group, label, interruptOnCancel=False)
     sc.setLocalProperty("callSite.short", label)
     interval = config.progress.interval_s if config else 30.0
-    reporter = _ProgressLogger(spark, group, label, interval)
+    reporter = _ProgressLogger(spark, group, label, interval, progress)
     reporter.start()
     try:
         yield

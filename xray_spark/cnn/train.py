@@ -62,7 +62,8 @@ def _epoch_log(path: Path, below: int) -> list[dict]:
     an epoch whose checkpoint was never completed)."""
     if not path.is_file():
         return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    complete = path.read_text().split("\n")[:-1]  # the last piece is empty or a line being written
+    lines = [json.loads(line) for line in complete if line.strip()]
     return [r for r in lines if r["epoch"] < below]
 
 
@@ -189,6 +190,16 @@ def _write_model(model, config, plan, ranks, steps, epochs, digest) -> dict:
     return json.loads((model_dir / modeldir.MANIFEST).read_text())
 
 
+def epoch_progress(epochs: list[dict], total: int) -> str:
+    """The training's progress line from its finished-epoch records: epochs, rate, validation, ETA."""
+    if not epochs:
+        return f"0/{total} epochs done (first epoch running)"
+    last = epochs[-1]
+    eta = (total - len(epochs)) * last["seconds"]
+    return (f"{len(epochs)}/{total} epochs done, {last['images_per_s']:.0f} images/s, loss {last['loss']:.4f}, "
+            f"validation mAP {last.get('val_mAP', float('nan')):.4f}, ETA {eta:.0f} s")
+
+
 def prepare(spark, config, images_url: str, fresh: bool = False) -> dict:
     """The training plan: a new split by run, or the saved one when resuming from a checkpoint."""
     c = config.cnn
@@ -232,7 +243,9 @@ def train(spark, config, images_url: str, *, stop_after_epochs: int | None = Non
     with stage(spark, "train_cnn: split by run", config):
         plan = prepare(spark, config, images_url, fresh)
     n = config.horovod.num_proc
-    with stage(spark, f"train_cnn: Horovod training on {n} ranks", config):
+    epochs_file = Path(plan["model_dir"]) / "checkpoints" / "epochs.jsonl"
+    with stage(spark, f"train_cnn: Horovod training on {n} ranks", config,
+               progress=lambda: epoch_progress(_epoch_log(epochs_file, config.cnn.epochs), config.cnn.epochs)):
         results = horovod.spark.run(train_rank, args=(config, plan, stop_after_epochs), num_proc=n,
                                     nics=set(config.horovod.nics), start_timeout=config.horovod.start_timeout_s,
                                     verbose=0)
