@@ -10,10 +10,11 @@
    manifest (the commit record).
 
 The files are spread over ``spark.defaultParallelism * ingest.tasks_per_core`` read tasks in path
-order, and each task writes its images straight into the run partitions it read (one Spark job:
-no shuffle, no cached copy); the file and quarantine rows come back to the driver through an
-accumulator. An incremental night therefore costs three small Spark jobs (read the manifest and
-the quarantine, which are metadata) plus the one that reads the new files, plus the manifest write.
+order, and each task writes its images straight into the run partitions it read: one Spark job,
+with no shuffle and no cached copy of the images; the file and quarantine rows come back to the
+driver through an accumulator. The fixed cost of a night is thus small next to reading: the
+listing, reading the manifest (and the quarantine table, when there is one), that one job, and
+writing the manifest.
 
 Expert labels (``--labels`` / ``ingest.labels``) are joined into new rows and into the existing
 rows of the runs they name.
@@ -43,10 +44,6 @@ from xray_spark.spark import build_session, stage
 
 log = logging.getLogger(__name__)
 
-UNITS = pa.schema([pa.field("path", pa.string()), pa.field("abspath", pa.string()),
-                   pa.field("beamtime", pa.string()), pa.field("run_id", pa.string()),
-                   pa.field("size", pa.int64()), pa.field("mtime", pa.float64()),
-                   pa.field("parts", pa.list_(pa.string())), pa.field("sidecar", pa.string())])
 FACT_COLUMNS = ["kind", "path", "beamtime", "run_id", "frame", "size", "mtime", "checksum", "status", "frames",
                 "quarantined_frames", "reason", "error"]
 
@@ -131,20 +128,26 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
         return result
 
     settings = settings_of(config, str(root), labels)
-    units = [(r.path, r.abspath, r.beamtime, r.run_id, int(r.size), float(r.mtime), list(r.parts),
-              json.dumps(sidecars.get((r.beamtime, r.run_id), {}))) for r in to_read.itertuples()]
+    units = [{"path": r.path, "abspath": r.abspath, "beamtime": r.beamtime, "run_id": r.run_id, "size": int(r.size),
+              "mtime": float(r.mtime), "parts": list(r.parts),
+              "sidecar": json.dumps(sidecars.get((r.beamtime, r.run_id), {}))} for r in to_read.itertuples()]
     slices = max(1, min(len(units), spark.sparkContext.defaultParallelism * config.ingest.tasks_per_core))
+    bounds = [len(units) * i // slices for i in range(slices + 1)]
+    tasks = spark.sparkContext.broadcast([units[a:b] for a, b in zip(bounds, bounds[1:])])
     read_facts = spark.sparkContext.accumulator({}, FileFacts())
-    new = (spark.createDataFrame(spark.sparkContext.parallelize(units, slices), schema.spark_schema(UNITS))
-           .mapInArrow(lambda b: read_units(b, settings, read_facts), schema.spark_schema()))
+    new = spark.range(0, slices, 1, slices).mapInArrow(lambda b: read_units(b, tasks, settings, read_facts),
+                                                       schema.spark_schema())
     touched = set(zip(todo["beamtime"], todo["run_id"])) - {("", "")}
     touched |= _label_partitions(spark, urls["images"], labels) if labels else set()
     old = parts.drop_files(parts.read_partitions(spark, urls["images"], touched), todo["path"])
     if labels:
         old = old.mapInArrow(lambda b: _relabel(b, labels), schema.spark_schema())
-    with stage(spark, "ingest: read, preprocess and write images", config):
-        parts.rewrite_partitions(spark, urls["images"], old.unionByName(new), touched,
-                                 config.tables.row_group_size_mb, one_file_per_partition=False)
+    try:
+        with stage(spark, "ingest: read, preprocess and write images", config):
+            parts.rewrite_partitions(spark, urls["images"], old.unionByName(new), touched,
+                                     config.tables.row_group_size_mb, one_file_per_partition=False)
+    finally:
+        tasks.destroy()
     if labels:
         result.labels_unmatched = _unmatched(spark, urls["images"], touched, labels)
     facts = pd.DataFrame([row for rows in read_facts.value.values() for row in rows], columns=FACT_COLUMNS)

@@ -156,11 +156,13 @@ class FileFacts(AccumulatorParam):
         return facts
 
 
-def read_units(batches: Iterable[pa.RecordBatch], settings: dict, facts) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body: input rows are archive files, output the `images` rows in bounded
-    batches; each file's quarantine and file rows go to ``facts`` (a ``FileFacts`` accumulator)."""
+def read_units(batches: Iterable[pa.RecordBatch], tasks, settings: dict, facts) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body over ``spark.range(len(tasks))``: row ``id`` reads the files (units)
+    ``tasks.value[id]`` (a broadcast list of lists, so each executor receives the file list once)
+    and outputs their `images` rows in bounded batches; each file's quarantine and file rows go to
+    ``facts`` (a ``FileFacts`` accumulator)."""
     for batch in batches:
-        for unit in batch.to_pylist():
+        for unit in (u for task in batch.column("id").to_pylist() for u in tasks.value[task]):
             pending, other = [], []
             for record in file_rows(unit, settings):
                 if record["kind"] != "image":
