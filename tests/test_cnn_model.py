@@ -148,3 +148,19 @@ def test_training_progress_line_says_epochs_rate_validation_and_eta(tmp_path):
     log.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"epoch": 2, "sec')  # rank 0 mid-write
     line = epoch_progress(_epoch_log(log, 30), 30)
     assert line == "2/30 epochs done, 300 images/s, loss 0.3000, validation mAP 0.8000, ETA 1120 s"
+
+
+def test_mixed_precision_computes_in_float16_with_a_float32_output():
+    import tensorflow as tf
+
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")  # what cnn.mixed_precision sets on GPUs
+    try:
+        model = build_model(PRESETS["cpu"], 4)
+        model.compile(tf.keras.optimizers.legacy.SGD(0.01), weighted_binary_crossentropy(None))
+        assert model.get_layer("conv2").compute_dtype == "float16"
+        assert model.get_layer("tags").compute_dtype == "float32" and model.output.dtype == tf.float32
+        images = np.random.default_rng(0).random((4, 64, 64, 1), dtype=np.float32)
+        loss = model.train_on_batch(images, np.eye(4, dtype=np.float32))
+        assert np.isfinite(loss)
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")

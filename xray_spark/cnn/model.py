@@ -68,11 +68,12 @@ def image_contrast(images):
     """
     import tensorflow as tf
 
-    valid = tf.cast(images > 0, images.dtype)
+    dtype, images = images.dtype, tf.cast(images, tf.float32)  # sums of 16k pixels: not in float16
+    valid = tf.cast(images > 0, tf.float32)
     n = tf.maximum(tf.reduce_sum(valid, axis=(1, 2, 3), keepdims=True), 1.0)
     mean = tf.reduce_sum(images * valid, axis=(1, 2, 3), keepdims=True) / n
     variance = tf.reduce_sum(tf.square((images - mean) * valid), axis=(1, 2, 3), keepdims=True) / n
-    return (images - mean) * tf.math.rsqrt(variance + 1e-6) * valid
+    return tf.cast((images - mean) * tf.math.rsqrt(variance + 1e-6) * valid, dtype)
 
 
 def build_model(arch: Architecture, n_tags: int):
