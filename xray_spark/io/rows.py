@@ -182,11 +182,13 @@ class FileFacts(AccumulatorParam):
 def read_units(batches: Iterable[pa.RecordBatch], tasks, settings: dict, facts) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body over ``spark.range(len(tasks))``: row ``id`` reads the files (units)
     ``tasks.value[id]`` (a broadcast list of lists, so each executor receives the file list once)
-    and outputs their `images` rows in bounded batches; each file's quarantine and file rows go to
-    ``facts`` (a ``FileFacts`` accumulator)."""
+    and outputs their `images` rows in batches of ``settings["batch_rows"]`` (across files: a
+    batch per file of one or two frames would cost the JVM more per image); each file's quarantine
+    and file rows go to ``facts`` (a ``FileFacts`` accumulator)."""
+    pending = []
     for batch in batches:
         for unit in (u for task in batch.column("id").to_pylist() for u in tasks.value[task]):
-            pending, other = [], []
+            other = []
             for record in file_rows(unit, settings):
                 if record["kind"] != "image":
                     other.append(record)
@@ -195,6 +197,6 @@ def read_units(batches: Iterable[pa.RecordBatch], tasks, settings: dict, facts) 
                 if len(pending) >= settings["batch_rows"]:
                     yield pa.RecordBatch.from_pylist(pending, schema=schema.IMAGES)
                     pending = []
-            if pending:
-                yield pa.RecordBatch.from_pylist(pending, schema=schema.IMAGES)
             facts.add({unit["path"]: other})
+    if pending:
+        yield pa.RecordBatch.from_pylist(pending, schema=schema.IMAGES)
