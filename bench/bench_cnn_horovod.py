@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.harness import RESULTS, random_images, record
 
-N, SIZE, EPOCHS = 768, 256, 4
+N, SIZE, EPOCHS = 3072, 256, 3
 
 
 def main():
