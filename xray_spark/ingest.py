@@ -10,11 +10,11 @@
    manifest (the commit record).
 
 The files are spread over ``spark.defaultParallelism * ingest.tasks_per_core`` read tasks in path
-order, and each task writes its images straight into the run partitions it read: one Spark job,
-with no shuffle and no cached copy of the images; the file and quarantine rows come back to the
-driver through an accumulator. The fixed cost of a night is thus small next to reading: the
-listing, reading the manifest (and the quarantine table, when there is one), that one job, and
-writing the manifest.
+order (fewer for a small night: at least ``tasks_per_core`` files a task), and each task writes
+its images straight into the run partitions it read: one Spark job, with no shuffle and no cached
+copy of the images; the file and quarantine rows come back to the driver through an accumulator.
+The fixed cost of a night is thus small next to reading: the listing, reading the manifest (and
+the quarantine table, when there is one), that one job, and writing the manifest.
 
 Expert labels (``--labels`` / ``ingest.labels``) are joined into new rows and into the existing
 rows of the runs they name.
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields
@@ -131,7 +132,10 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     units = [{"path": r.path, "abspath": r.abspath, "beamtime": r.beamtime, "run_id": r.run_id, "size": int(r.size),
               "mtime": float(r.mtime), "parts": list(r.parts),
               "sidecar": json.dumps(sidecars.get((r.beamtime, r.run_id), {}))} for r in to_read.itertuples()]
-    slices = max(1, min(len(units), spark.sparkContext.defaultParallelism * config.ingest.tasks_per_core))
+    # tasks_per_core tasks per core balance a large night; a small night gets fewer tasks, each with
+    # at least tasks_per_core files, as every task has a fixed cost (worker, Parquet writer, commit)
+    per_core = config.ingest.tasks_per_core
+    slices = max(1, min(spark.sparkContext.defaultParallelism * per_core, math.ceil(len(units) / per_core)))
     bounds = [len(units) * i // slices for i in range(slices + 1)]
     tasks = spark.sparkContext.broadcast([units[a:b] for a, b in zip(bounds, bounds[1:])])
     read_facts = spark.sparkContext.accumulator({}, FileFacts())
