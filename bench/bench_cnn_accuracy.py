@@ -21,7 +21,7 @@ import numpy as np
 from bench.harness import RESULTS, record
 
 N_TRAIN, N_TEST, SEED_TRAIN, SEED_TEST = 30000, 800, 11, 12
-CNN = ["cnn.preset=cpu", "cnn.epochs=20", "cnn.learning_rate=0.02", "cnn.tag_set=top17"]
+CNN = ["cnn.preset=cpu", "cnn.epochs=30", "cnn.learning_rate=0.02", "cnn.tag_set=top17"]
 
 
 def main(train_url: str | None = None, test_url: str | None = None):
