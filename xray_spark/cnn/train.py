@@ -37,9 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from xray_spark import evaluate, modeldir, tags as tagmod
-from xray_spark.cnn import data
+from xray_spark.cnn import data, schedule
 from xray_spark.cnn.model import WEIGHTS, Architecture, architecture, build_model, weighted_binary_crossentropy
-from xray_spark.cnn import schedule
 from xray_spark.config import to_dict
 
 log = logging.getLogger(__name__)
@@ -123,12 +122,11 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
             seconds = time.perf_counter() - self.started
             record = {"epoch": e, "seconds": seconds, "images_per_s": steps * c.batch_size * ranks / seconds,
                       **{k: float(v) for k, v in (logs or {}).items()}}
+            history.append(record)
             if rank == 0:
                 labels, scores = data.score_table(self.model, plan["validation_url"], plan["tags"], c.inference_batch)
                 record["val_mAP"] = logs["val_mAP"] = evaluate.evaluate(scores, labels, plan["tags"], method="cnn",
                                                                       label_set=c.tag_set).mean_ap
-            history.append(record)
-            if rank == 0:
                 with open(ckpt_dir / "epochs.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
                 epoch.assign(e + 1)

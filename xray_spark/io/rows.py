@@ -21,7 +21,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-
 from pyspark.accumulators import AccumulatorParam
 
 from xray_spark import schema
