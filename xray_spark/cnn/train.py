@@ -101,7 +101,7 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
         checkpoint.restore(latest).assert_existing_objects_matched()
     initial_epoch = int(epoch.numpy())
 
-    history = []
+    history, validation_scores = [], {}
 
     class AverageStatistics(tf.keras.callbacks.Callback):
         """Averages non-trainable state (batch-norm moving statistics) over ranks after each epoch:
@@ -125,6 +125,7 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
             history.append(record)
             if rank == 0:
                 labels, scores = data.score_table(self.model, plan["validation_url"], plan["tags"], c.inference_batch)
+                validation_scores["last_epoch"] = labels, scores
                 record["val_mAP"] = logs["val_mAP"] = evaluate.evaluate(scores, labels, plan["tags"], method="cnn",
                                                                       label_set=c.tag_set).mean_ap
                 with open(ckpt_dir / "epochs.jsonl", "a") as f:
@@ -153,14 +154,18 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
               "weights_digest": weights_digest(model), "finished": finished}
     if rank == 0 and finished:
         result["manifest"] = _write_model(model, config, plan, ranks, steps,
-                                          _epoch_log(ckpt_dir / "epochs.jsonl", c.epochs), result["weights_digest"])
+                                          _epoch_log(ckpt_dir / "epochs.jsonl", c.epochs), result["weights_digest"],
+                                          validation_scores.get("last_epoch"))
     return result
 
 
-def _write_model(model, config, plan, ranks, steps, epochs, digest) -> dict:
-    """Rank 0: thresholds and AP on the validation runs, then weights.h5 and manifest.json."""
+def _write_model(model, config, plan, ranks, steps, epochs, digest, scored=None) -> dict:
+    """Rank 0: thresholds and AP on the validation runs, then weights.h5 and manifest.json.
+
+    ``scored``: (labels, scores) of the validation runs by these weights, when the last epoch's
+    callback has them already (a training resumed after its last epoch scores them here)."""
     c = config.cnn
-    labels, scores = data.score_table(model, plan["validation_url"], plan["tags"], c.inference_batch)
+    labels, scores = scored or data.score_table(model, plan["validation_url"], plan["tags"], c.inference_batch)
     thresholds = modeldir.choose_thresholds(labels, scores)
     validation = evaluate.evaluate(scores, labels, plan["tags"], method="cnn", label_set=c.tag_set,
                                    n_train_images=plan["train_rows"])
