@@ -202,6 +202,8 @@ class IngestConfig:
     max_bad_fraction: float = option(0.95, "frames with a larger fraction of bad pixels (mask, NaN, negative) are quarantined", min=0.0, max=1.0)
     min_side: int = option(16, "frames smaller than this on either side are quarantined as unexpected shape", min=2)
     tasks_per_core: int = option(4, "read tasks per executor core (files are spread over them)", min=1)
+    file_size_mb: int = option(256, "largest images file a read task writes: it holds that much of its rows in memory "
+                               "to sort them by image_id", min=1)
 
 
 @dataclass

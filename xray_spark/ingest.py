@@ -22,6 +22,7 @@ rows of the runs they name.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -31,15 +32,15 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 
 import pandas as pd
-import pyarrow as pa
 from pyspark.sql import functions as F
 
 from xray_spark import schema
 from xray_spark.io import manifest as mf
 from xray_spark.io import partitions as parts
+from xray_spark.io import staging as staged
 from xray_spark.io.archive import ArchiveError, ArchiveFile, discover
 from xray_spark.io.labels import LabelsError, read_labels
-from xray_spark.io.rows import FileFacts, lookup_tags, read_units
+from xray_spark.io.rows import FileFacts
 from xray_spark.logs import summary
 from xray_spark.spark import build_session, stage
 
@@ -75,22 +76,8 @@ def settings_of(config, archive: str, labels: dict) -> dict:
             "beam_center_margin": ic.beam_center_margin, "max_bad_fraction": ic.max_bad_fraction,
             "min_side": ic.min_side, "image_size": config.tables.image_size,
             "full_scale_counts": config.preprocess.full_scale_counts,
-            "mask_threshold": config.preprocess.mask_threshold, "batch_rows": config.spark.arrow_batch_rows}
-
-
-def _relabel(batches, labels: dict):
-    """``mapInArrow`` body: existing image rows with the expert labels applied where given."""
-    from xray_spark import tags as tagmod
-
-    for batch in batches:
-        rows = batch.to_pylist()
-        for row in rows:
-            names = lookup_tags(labels, json.loads(row["provenance"])["path"], row["frame"])
-            if names is not None:
-                row["tags"] = tagmod.encode(names).tolist()
-                row["tag_names"] = [n for n in tagmod.names() if n in set(names)]
-                row["labelled"] = True
-        yield pa.RecordBatch.from_pylist(rows, schema=schema.IMAGES)
+            "mask_threshold": config.preprocess.mask_threshold, "batch_rows": config.spark.arrow_batch_rows,
+            "row_group_size_mb": config.tables.row_group_size_mb, "file_size_mb": ic.file_size_mb}
 
 
 def _label_partitions(spark, url: str, labels: dict) -> set[tuple[str, str]]:
@@ -117,6 +104,7 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     urls = {name: config.paths.url(name) for name in ("images", "manifest", "quarantine")}
     manifest = mf.read(spark, urls["manifest"], mf.MANIFEST)
     quarantine = mf.read(spark, urls["quarantine"], mf.QUARANTINE)
+    parts.undo_uncommitted(urls["images"], set(zip(manifest["path"], manifest["size"], manifest["mtime"])))
     todo, unchanged, deleted = mf.plan(listing, manifest)
     refused = todo[todo["refused"] != ""]
     to_read = todo[todo["refused"] == ""]
@@ -128,30 +116,45 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
         _log_summary(result)
         return result
 
-    settings = settings_of(config, str(root), labels)
+    images_url = urls["images"]
+    staging = f"{images_url.rstrip('/')}.staging"
+    settings = {**settings_of(config, str(root), labels), "table": images_url, "staging": staging}
+    parts.remove_dir(staging)                                          # an interrupted run's leftovers
+    label_runs = _label_partitions(spark, images_url, labels) if labels else set()
+    touched = set(zip(todo["beamtime"], todo["run_id"])) - {("", "")} | label_runs
+    # a run loses rows when a file with images in it is read again (or labels change them): it is
+    # rewritten whole; a run that only gains rows keeps its files and gets the new ones beside them
+    in_table = manifest["path"][pd.to_numeric(manifest["frames"]).fillna(0) > 0]
+    reread = todo[todo["path"].isin(in_table)]
+    replace = set(zip(reread["beamtime"], reread["run_id"])) | label_runs
+    dirs = {p: parts.partition_path(spark, p) for p in touched}
     units = [{"path": r.path, "abspath": r.abspath, "beamtime": r.beamtime, "run_id": r.run_id, "size": int(r.size),
-              "mtime": float(r.mtime), "parts": list(r.parts),
+              "mtime": float(r.mtime), "parts": list(r.parts), "partition": dirs[(r.beamtime, r.run_id)],
               "sidecar": json.dumps(sidecars.get((r.beamtime, r.run_id), {}))} for r in to_read.itertuples()]
+    keep = [{"old_file": f"{dirs[p]}/{name}",
+             "drop": [path for path, b, r in zip(todo["path"], todo["beamtime"], todo["run_id"]) if (b, r) == p]}
+            for p in sorted(replace) for name in parts.data_files(images_url, dirs[p])]
     # tasks_per_core tasks per core balance a large night; a small night gets fewer tasks, each with
-    # at least tasks_per_core files, as every task has a fixed cost (worker, Parquet writer, commit)
+    # at least tasks_per_core files, as every task has a fixed cost (worker, Parquet writer)
     per_core = config.ingest.tasks_per_core
-    slices = max(1, min(spark.sparkContext.defaultParallelism * per_core, math.ceil(len(units) / per_core)))
-    bounds = [len(units) * i // slices for i in range(slices + 1)]
-    tasks = spark.sparkContext.broadcast([units[a:b] for a, b in zip(bounds, bounds[1:])])
+    work = units + keep
+    slices = max(1, min(spark.sparkContext.defaultParallelism * per_core, math.ceil(len(work) / per_core)))
+    bounds = [len(work) * i // slices for i in range(slices + 1)]
+    task_units = [work[a:b] for a, b in zip(bounds, bounds[1:])]
+    tasks = spark.sparkContext.broadcast(task_units)
     read_facts = spark.sparkContext.accumulator({}, FileFacts())
-    new = spark.range(0, slices, 1, slices).mapInArrow(lambda b: read_units(b, tasks, settings, read_facts),
-                                                       schema.spark_schema())
-    touched = set(zip(todo["beamtime"], todo["run_id"])) - {("", "")}
-    touched |= _label_partitions(spark, urls["images"], labels) if labels else set()
-    old = parts.drop_files(parts.read_partitions(spark, urls["images"], touched), todo["path"])
-    if labels:
-        old = old.mapInArrow(lambda b: _relabel(b, labels), schema.spark_schema())
+    write = functools.partial(staged.write_task, tasks=tasks, settings=settings, facts=read_facts)
     try:
         with stage(spark, "ingest: read, preprocess and write images", config):
-            parts.rewrite_partitions(spark, urls["images"], old.unionByName(new), touched,
-                                     config.tables.row_group_size_mb, one_file_per_partition=False)
+            spark.sparkContext.parallelize(range(slices), slices).foreach(write)
     finally:
         tasks.destroy()
+    parts.write_journal(images_url, staged.journal_entries(task_units))
+    grown = {p for p in touched - replace if parts.data_files(images_url, dirs[p])}
+    parts.swap_in(spark, images_url, staging, touched - grown)
+    added = parts.add_files(images_url, staging, [dirs[p] for p in sorted(grown)])
+    log.info("images: %d run(s) rewritten or new, %d file(s) added to %d existing run(s)",
+             len(touched - grown), added, len(grown))
     if labels:
         result.labels_unmatched = _unmatched(spark, urls["images"], touched, labels)
     facts = pd.DataFrame([row for rows in read_facts.value.values() for row in rows], columns=FACT_COLUMNS)
@@ -168,6 +171,8 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
         mf.write(spark, mf.updated_quarantine(quarantine, quarantine_rows, replaced, now),
                  urls["quarantine"], mf.QUARANTINE, ["path", "frame"])
     mf.write(spark, mf.updated_manifest(manifest, file_rows, deleted, now), urls["manifest"], mf.MANIFEST, ["path"])
+    parts.drop_journal(images_url)                                     # committed
+    parts.remove_dir(staging)
     result.written = int(file_rows["frames"].sum())
     result.quarantined_files = int((file_rows["status"] == "quarantined").sum())
     result.quarantined_frames = int((quarantine_rows["frame"].notna()).sum())

@@ -178,6 +178,55 @@ def write_table(df, url: str, row_group_size_mb: int = 32, partition_by: Sequenc
     return url
 
 
+# ---------------------------------------------------------------- writing from Python workers
+
+# A partitioned table's files hold every column but the partition keys (they are in the directory
+# names), as Spark writes them.
+PARTITION_KEYS = ("beamtime", "run_id")
+IMAGE_FILE = pa.schema([f for f in IMAGES if f.name not in PARTITION_KEYS])
+# Per-row values of kilobytes (an image, its mask, the provenance JSON) are neither dictionary
+# encoded nor given min/max statistics: both would cost time and bloat the footer for nothing.
+_SMALL_COLUMNS = [f.name for f in IMAGE_FILE if f.name not in ("image", "mask", "provenance")]
+
+
+def filesystem(url: str):
+    """(pyarrow FileSystem, path) of a table URL: ``file://``, ``hdfs://``, ``s3://`` (or ``s3a://``,
+    as Spark spells it), so Python workers write where Spark reads."""
+    from pyarrow import fs
+
+    return fs.FileSystem.from_uri("s3://" + url[len("s3a://"):] if url.startswith("s3a://") else url)
+
+
+def replace_file(fs, source: str, target: str) -> None:
+    """Rename ``source`` to ``target``, replacing a ``target`` that exists (a retried task's file)."""
+    try:
+        fs.move(source, target)
+    except OSError:
+        fs.delete_file(target)
+        fs.move(source, target)
+
+
+def write_file(table: pa.Table, fs, path: str, row_group_size_mb: int) -> None:
+    """Write ``table`` (``IMAGE_FILE`` columns) as one Parquet file at ``path``, from a Python worker.
+
+    The same format as ``write_table``'s: zstd, row groups of at most ``row_group_size_mb`` of
+    row data, lists in the standard Parquet layout Spark writes. The file is written under a
+    hidden temporary name in the same directory and renamed to ``path``, replacing a file of that
+    name: readers see the whole file or none, and a retried task overwrites its earlier output.
+    """
+    import pyarrow.parquet as pq
+
+    directory, name = path.rsplit("/", 1)
+    tmp = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+    rows = max(1, int(row_group_size_mb * 2**20 * table.num_rows / max(table.nbytes, 1)))
+    fs.create_dir(directory, recursive=True)
+    with fs.open_output_stream(tmp) as out, pq.ParquetWriter(
+            out, IMAGE_FILE, compression="zstd", use_dictionary=_SMALL_COLUMNS, write_statistics=_SMALL_COLUMNS,
+            use_compliant_nested_type=True) as writer:
+        writer.write_table(table.select(IMAGE_FILE.names), row_group_size=rows)
+    replace_file(fs, tmp, path)
+
+
 # ---------------------------------------------------------------- reading into tf.data
 
 @contextlib.contextmanager

@@ -1,24 +1,31 @@
-"""Incremental update of a partitioned table: rewrite only the touched partitions.
+"""Incremental update of a partitioned table: rewrite only the touched partitions, or add files to them.
 
 The `images` table is partitioned by (beamtime, run_id), the nightly predictions by night.
 
 A night adds images to a few runs; rewriting the whole `images` table for them would make the
-nightly cost grow with the archive. Only the partition directories of the touched runs are
-rewritten: their kept old rows plus the new rows are written with ``schema.write_table`` to a
-staging table, then each partition directory is swapped into place (old one moved aside, new one
-renamed in, old one deleted: each swap is a rename, atomic on HDFS and local file systems).
+nightly cost grow with the archive. Only the partition directories of the touched runs change.
+A partition whose rows change is rewritten whole: its new content is written to a staging table
+(``rewrite_partitions`` with Spark; ingest's tasks with pyarrow, ``io.staging``), then each
+partition directory is swapped into place (``swap_in``: old one moved aside, new one renamed in,
+old one deleted; each swap is a rename, atomic on HDFS and local file systems). A partition that
+only gains rows (new archive files in an existing run) keeps its files: the staged files are
+renamed into it one by one (``add_files``).
 
-Rerunning after a crash is exactly-once: the new content of a partition is a function of its old
-rows without the rows of the files being re-read, plus those files' rows, whichever partitions
-were already swapped.
+Rerunning a rewrite after a crash is exactly-once: the new content of a partition is a function of
+its old rows without the rows of the files being re-read, plus those files' rows, whichever
+partitions were already swapped. For added files, ingest writes a journal of the new files and
+their inputs before publishing (``write_journal``); a rerun first deletes the journalled files
+whose inputs the manifest (the commit record) does not hold (``undo_uncommitted``).
 """
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Iterable
 
-from pyspark.sql import DataFrame, functions as F
+import pyarrow.fs as pafs
+from pyspark.sql import DataFrame
 
 from xray_spark import schema
 
@@ -30,10 +37,16 @@ def _fs(spark, url: str):
     return schema._hadoop_fs(spark, url)
 
 
-def partition_dir(spark, url: str, values: tuple[str, ...], keys: tuple[str, ...] = KEYS) -> str:
-    """The directory of one partition, escaped as Spark escapes partition values."""
+def partition_path(spark, values: tuple[str, ...], keys: tuple[str, ...] = KEYS) -> str:
+    """A partition's directory relative to its table, escaped by Spark's own escaping of partition
+    values (``ExternalCatalogUtils.escapePathName``), e.g. ``beamtime=bt1/run_id=run%3A1``."""
     escape = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.escapePathName
-    return "/".join([url.rstrip("/"), *(f"{k}={escape(v)}" for k, v in zip(keys, values))])
+    return "/".join(f"{k}={escape(v)}" for k, v in zip(keys, values))
+
+
+def partition_dir(spark, url: str, values: tuple[str, ...], keys: tuple[str, ...] = KEYS) -> str:
+    """The directory of one partition (a URL)."""
+    return f"{url.rstrip('/')}/{partition_path(spark, values, keys)}"
 
 
 def read_partitions(spark, url: str, partitions: Iterable[tuple[str, ...]], table=schema.IMAGES,
@@ -49,20 +62,24 @@ def read_partitions(spark, url: str, partitions: Iterable[tuple[str, ...]], tabl
 
 
 def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tuple[str, ...]],
-                       row_group_size_mb: int, keys: tuple[str, ...] = KEYS, order_by: str = "image_id",
-                       one_file_per_partition: bool = True) -> None:
+                       row_group_size_mb: int, keys: tuple[str, ...] = KEYS, order_by: str = "image_id") -> None:
     """Make ``rows`` the whole content of ``partitions`` of the table at ``url``.
 
     ``rows`` must only hold rows of those partitions (the caller unions kept old rows and new
-    ones). A partition left without rows is removed. Rows are sorted by ``order_by`` within each
-    file. ``one_file_per_partition`` gathers each partition's rows into one file (a shuffle);
-    False writes every task's rows where they are, one file per task and partition it holds: no
-    shuffle, so reading and writing run in one pass (ingest, whose tasks hold contiguous files).
+    ones). A partition left without rows is removed. Each partition's rows are gathered into one
+    file (a shuffle), sorted by ``order_by``.
     """
-    partitions = sorted(set(partitions))
     staging = f"{url.rstrip('/')}.staging"
-    ordered = (rows.repartition(*keys) if one_file_per_partition else rows).sortWithinPartitions(*keys, order_by)
+    ordered = rows.repartition(*keys).sortWithinPartitions(*keys, order_by)
     schema.write_table(ordered, staging, row_group_size_mb, partition_by=keys)
+    swap_in(spark, url, staging, partitions, keys)
+    fs, path = _fs(spark, staging)
+    fs.delete(path, True)
+
+
+def swap_in(spark, url: str, staging: str, partitions: Iterable[tuple[str, ...]], keys: tuple[str, ...] = KEYS) -> None:
+    """Make each partition's directory in ``staging`` its directory in ``url`` (none: removed)."""
+    partitions = sorted(set(partitions))
     fs, root = _fs(spark, url)
     fs.mkdirs(root)
     tag = uuid.uuid4().hex[:12]
@@ -79,13 +96,81 @@ def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tu
             if not fs.rename(new, target):
                 raise OSError(f"could not publish {new} as {target}")
     fs.delete(_fs(spark, f"{url.rstrip('/')}/_replaced-{tag}")[1], True)
-    fs.delete(_fs(spark, staging)[1], True)
     log.info("rewrote %d partition(s) of %s", len(partitions), url)
 
 
-def drop_files(rows: DataFrame, paths: Iterable[str]) -> DataFrame:
-    """Rows whose provenance path is not among ``paths`` (files being re-read)."""
-    paths = sorted(set(paths))
-    if not paths:
-        return rows
-    return rows.filter(~F.get_json_object("provenance", "$.path").isin(paths))
+def data_files(url: str, partition: str) -> list[str]:
+    """Names of the Parquet files of one partition (``partition`` relative to the table ``url``);
+    none when it does not exist. Hidden files (``.``, ``_``) are not data, as for Spark."""
+    fs, root = schema.filesystem(url)
+    infos = fs.get_file_info(pafs.FileSelector(f"{root}/{partition}", allow_not_found=True))
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name[0] not in "._")
+
+
+def add_files(url: str, staging: str, partitions: Iterable[str]) -> int:
+    """Rename each staged file of ``partitions`` (relative directories) into the table's partition
+    directory, beside its files (a file of the same name is replaced); returns the files added."""
+    fs, root = schema.filesystem(url)
+    _, staged = schema.filesystem(staging)
+    added = 0
+    for partition in partitions:
+        names = data_files(staging, partition)
+        if names:
+            fs.create_dir(f"{root}/{partition}", recursive=True)
+        for name in names:
+            schema.replace_file(fs, f"{staged}/{partition}/{name}", f"{root}/{partition}/{name}")
+        added += len(names)
+    return added
+
+
+def remove_dir(url: str) -> None:
+    """Delete the directory at ``url`` and everything in it, if it exists."""
+    fs, path = schema.filesystem(url)
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        fs.delete_dir(path)
+
+
+# ---------------------------------------------------------------- the journal of added files
+
+def journal_url(url: str) -> str:
+    return f"{url.rstrip('/')}.pending.json"
+
+
+def write_journal(url: str, entries: list[dict]) -> None:
+    """Record, before publishing, the files a run adds: ``{"partition", "stem", "inputs": [[path,
+    size, mtime], ...]}`` per group of files (``io.staging.group_stem``). Written whole or not at all."""
+    fs, path = schema.filesystem(journal_url(url))
+    with fs.open_output_stream(path + ".tmp") as out:
+        out.write(json.dumps(entries).encode())
+    schema.replace_file(fs, path + ".tmp", path)
+
+
+def undo_uncommitted(url: str, committed: set[tuple[str, int, float]]) -> int:
+    """Delete the files a run journalled and published but never committed: those of a group
+    with an input (path, size, mtime) that is not in ``committed`` (the manifest's). Then the
+    journal goes. Returns the files deleted."""
+    fs, path = schema.filesystem(journal_url(url))
+    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+        return 0
+    with fs.open_input_stream(path) as f:
+        entries = json.loads(f.read())
+    _, root = schema.filesystem(url)
+    deleted = 0
+    for entry in entries:
+        if all((p, s, m) in committed for p, s, m in entry["inputs"]):
+            continue
+        for name in data_files(url, entry["partition"]):
+            if name.startswith(entry["stem"] + "-"):
+                fs.delete_file(f"{root}/{entry['partition']}/{name}")
+                deleted += 1
+    if deleted:
+        log.warning("removed %d image file(s) of an ingest run that did not commit", deleted)
+    drop_journal(url)
+    return deleted
+
+
+def drop_journal(url: str) -> None:
+    """Forget the journal once the manifest that commits its files is written."""
+    fs, path = schema.filesystem(journal_url(url))
+    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+        fs.delete_file(path)

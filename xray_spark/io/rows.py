@@ -6,10 +6,11 @@ through the shared ``preprocess`` into an `images` row (``source='archive'``) an
 the images, a ``quarantine`` row for every frame (or the whole file) that cannot become an image,
 and one ``file`` row with the file's checksum, frame counts and status for the manifest.
 
-On Spark, ``read_units`` is the ``mapInArrow`` body: it returns the image rows (the `images`
-schema) and hands the file and quarantine rows, a few hundred bytes per file, to the driver
-through a ``FileFacts`` accumulator. So one pass reads every file once and its output goes
-straight to the table writer, with no cached copy of the images and no second job for the facts.
+On Spark, ``io.staging.write_task`` runs it in the Python workers, writes the image rows to
+Parquet there and hands the file and quarantine rows, a few hundred bytes per file, to the driver
+through a ``FileFacts`` accumulator. So one pass reads every file once, with no cached copy of the
+images and no second job for the facts. ``bench ingest``'s single-process loop runs this function
+too, so both sides do the same per-frame work.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import json
 from typing import Iterable, Iterator
 
 import numpy as np
-import pyarrow as pa
 from pyspark.accumulators import AccumulatorParam
 
 from xray_spark import schema
@@ -177,25 +177,3 @@ class FileFacts(AccumulatorParam):
         facts.update(more)
         return facts
 
-
-def read_units(batches: Iterable[pa.RecordBatch], tasks, settings: dict, facts) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body over ``spark.range(len(tasks))``: row ``id`` reads the files (units)
-    ``tasks.value[id]`` (a broadcast list of lists, so each executor receives the file list once)
-    and outputs their `images` rows in batches of ``settings["batch_rows"]`` (across files: a
-    batch per file of one or two frames would cost the JVM more per image); each file's quarantine
-    and file rows go to ``facts`` (a ``FileFacts`` accumulator)."""
-    pending = []
-    for batch in batches:
-        for unit in (u for task in batch.column("id").to_pylist() for u in tasks.value[task]):
-            other = []
-            for record in file_rows(unit, settings):
-                if record["kind"] != "image":
-                    other.append(record)
-                    continue
-                pending.append(record)
-                if len(pending) >= settings["batch_rows"]:
-                    yield pa.RecordBatch.from_pylist(pending, schema=schema.IMAGES)
-                    pending = []
-            facts.add({unit["path"]: other})
-    if pending:
-        yield pa.RecordBatch.from_pylist(pending, schema=schema.IMAGES)
