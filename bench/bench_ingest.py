@@ -3,8 +3,9 @@
 Archives: Pilatus-1M-sized frames (1043 x 981, Poisson counts) in CBF (1 frame a file), EDF,
 multi-page TIFF and Eiger HDF5 with bitshuffle/LZ4 (2 frames a file), spread over 4 runs.
 
-``ingest``: 96 files (168 frames). Figure = frames/s of ``xray-spark ingest`` (executors read,
-checksum, preprocess and write the images table, manifest and quarantine) into a fresh data root;
+``ingest``: 96 files (168 frames). Figure = frames/s of ``xray-spark ingest`` (the executors' Python
+workers read, checksum, preprocess and write the images table's Parquet files; then the manifest
+and quarantine) into a fresh data root;
 baseline = frames/s of a plain Python loop over the same files doing the same per-frame work
 (checksum, read, geometry, masks, preprocess, encode: ``io.rows.file_rows``, the function the
 executors run) in one process, without Spark and without writing. Target: at least 1.8x on 2 cores.
@@ -153,6 +154,6 @@ def main():
                      "run (tonight's), as beamlines write; the incremental run lists the archive, reads the "
                      "manifest, reads the 8 new files and writes them into the new run partition in one Spark "
                      "job, then rewrites the small manifest (the quarantine is rewritten only when it changes). "
-                     "A new file in an existing run rewrites that run's partition (worst case)")
+                     "New files in an existing run are added beside its files the same way")
         spark.stop()
         return result

@@ -90,6 +90,13 @@ def test_the_table_the_tasks_write_reads_as_spark_writes_it_in_spark_and_petasto
     assert {i: v[:2] for i, v in read.items()} == {r["image_id"]: (r["image"], r["tags"]) for r in rows}
 
 
+def test_partition_values_are_escaped_as_spark_escapes_them(spark):
+    escape = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.escapePathName
+    every = "".join(map(chr, range(1, 0x300))) + " run:1/a%b é€ 😀"
+    assert parts.escape_path_name(every) == escape(every)
+    assert parts.partition_path(("bt1", RUN)) == "beamtime=bt1/run_id=run 1%3Aa%25b"
+
+
 def test_row_groups_are_bounded_and_files_named_by_their_inputs(tmp_path):
     units = [{"path": "bt/r/x.edf", "size": 10, "mtime": 1.0, "sidecar": "{}"}]
     assert staging.group_stem(units) == staging.group_stem([dict(units[0])])

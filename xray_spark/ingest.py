@@ -3,18 +3,24 @@
 1. The driver lists the archive (paths, sizes, mtimes; ``io.archive``) and compares the listing
    with the manifest (``io.manifest``): only new or changed files are read; vanished ones are
    marked deleted.
-2. Executors read, checksum and preprocess the files (``io.rows`` in one ``mapInArrow`` pass):
-   every input file ends up as image rows, or in the quarantine table with its reason.
-3. The touched (beamtime, run_id) partitions of the `images` table are rewritten
-   (``io.partitions``), then the quarantine table (only when its content changes), then the
-   manifest (the commit record).
+2. One Spark job over ``spark.defaultParallelism * ingest.tasks_per_core`` tasks (fewer for a
+   small night: at least ``tasks_per_core`` files a task), each taking its files in path order from
+   a broadcast: the Python workers read, checksum and preprocess the files (``io.rows``) and write
+   the image rows to Parquet themselves (``io.staging``, pyarrow) into a staging table laid out
+   as Spark lays out partitioned tables. The images never cross into the JVM; the file and
+   quarantine rows come back to the driver through an accumulator. Every input file ends up as
+   image rows, or in the quarantine table with its reason.
+3. Publishing (``io.partitions``), after a journal of the new files: a (beamtime, run_id)
+   partition that loses rows (a file with images in it read again, or expert labels to apply) is
+   rewritten whole and swapped in (the same tasks rewrite its existing files, without the re-read
+   files' rows, with the labels); a new run's directory is renamed in; a run that only gains files
+   keeps its files, and the new files are renamed in beside them. Then the quarantine table (only
+   when its content changes), then the manifest (the commit record), then the journal goes.
 
-The files are spread over ``spark.defaultParallelism * ingest.tasks_per_core`` read tasks in path
-order (fewer for a small night: at least ``tasks_per_core`` files a task), and each task writes
-its images straight into the run partitions it read: one Spark job, with no shuffle and no cached
-copy of the images; the file and quarantine rows come back to the driver through an accumulator.
-The fixed cost of a night is thus small next to reading: the listing, reading the manifest (and
-the quarantine table, when there is one), that one job, and writing the manifest.
+A run killed anywhere is done again exactly once: a rerun first deletes the journalled files whose
+input files the manifest does not hold, and reads those input files again (they are not in it).
+The fixed cost of a night is small next to reading: the listing, reading the manifest (and the
+quarantine table, when there is one), that one job, and writing the manifest.
 
 Expert labels (``--labels`` / ``ingest.labels``) are joined into new rows and into the existing
 rows of the runs they name.
@@ -127,7 +133,7 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     in_table = manifest["path"][pd.to_numeric(manifest["frames"]).fillna(0) > 0]
     reread = todo[todo["path"].isin(in_table)]
     replace = set(zip(reread["beamtime"], reread["run_id"])) | label_runs
-    dirs = {p: parts.partition_path(spark, p) for p in touched}
+    dirs = {p: parts.partition_path(p) for p in touched}
     units = [{"path": r.path, "abspath": r.abspath, "beamtime": r.beamtime, "run_id": r.run_id, "size": int(r.size),
               "mtime": float(r.mtime), "parts": list(r.parts), "partition": dirs[(r.beamtime, r.run_id)],
               "sidecar": json.dumps(sidecars.get((r.beamtime, r.run_id), {}))} for r in to_read.itertuples()]

@@ -146,16 +146,7 @@ def write_table(df, url: str, row_group_size_mb: int = 32, partition_by: Sequenc
     ``row_group_size_mb`` so readers can shard them across training workers.
     """
     spark = df.sparkSession
-    fs, target = _hadoop_fs(spark, url)
-    parent = target.getParent()
-    if fs.exists(parent):
-        for status in fs.listStatus(parent):
-            name = status.getPath().getName()
-            if name.startswith(target.getName() + ".tmp-"):
-                log.warning("removing the leftover of an interrupted write: %s", status.getPath())
-                fs.delete(status.getPath(), True)
-    tag = uuid.uuid4().hex[:12]
-    tmp = f"{url.rstrip('/')}.tmp-{tag}"
+    tmp = _fresh_tmp(spark, url)
     writer = (df.write.mode("errorifexists")
               .option("parquet.block.size", str(row_group_size_mb * 1024 * 1024))
               # parquet-mr checks a row group's size only every 100 rows by default: far too
@@ -165,10 +156,50 @@ def write_table(df, url: str, row_group_size_mb: int = 32, partition_by: Sequenc
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.parquet(tmp)
+    return _publish(spark, tmp, url)
+
+
+def write_arrow(spark, table: pa.Table, url: str) -> str:
+    """Write a small Arrow table (metadata: the manifest, the quarantine) from the driver as one
+    Parquet file at ``url``, published as ``write_table`` publishes; no Spark job, which would
+    cost more than the writing itself."""
+    import pyarrow.parquet as pq
+
+    tmp = _fresh_tmp(spark, url)
+    fs, path = filesystem(tmp)
+    fs.create_dir(path, recursive=True)
+    pq.write_table(table, f"{path}/part-00000.zstd.parquet", filesystem=fs, compression="zstd")
+    return _publish(spark, tmp, url)
+
+
+def read_arrow(url: str, table: pa.Schema) -> pa.Table:
+    """A small table written by ``write_arrow`` or ``write_table`` (unpartitioned), read on the driver."""
+    import pyarrow.parquet as pq
+
+    fs, path = filesystem(url)
+    return pq.read_table(path, filesystem=fs, schema=table)
+
+
+def _fresh_tmp(spark, url: str) -> str:
+    """A new ``<url>.tmp-<uuid>`` to write to, after removing the leftovers of interrupted writes."""
+    fs, target = _hadoop_fs(spark, url)
+    parent = target.getParent()
+    if fs.exists(parent):
+        for status in fs.listStatus(parent):
+            name = status.getPath().getName()
+            if name.startswith(target.getName() + ".tmp-"):
+                log.warning("removing the leftover of an interrupted write: %s", status.getPath())
+                fs.delete(status.getPath(), True)
+    return f"{url.rstrip('/')}.tmp-{uuid.uuid4().hex[:12]}"
+
+
+def _publish(spark, tmp: str, url: str) -> str:
+    """Rename the complete table ``tmp`` to ``url``, moving a previous one aside and deleting it."""
+    fs, target = _hadoop_fs(spark, url)
     _, tmp_path = _hadoop_fs(spark, tmp)
     old = None
     if fs.exists(target):
-        _, old = _hadoop_fs(spark, f"{url.rstrip('/')}.old-{tag}")
+        _, old = _hadoop_fs(spark, f"{url.rstrip('/')}.old-{uuid.uuid4().hex[:12]}")
         if not fs.rename(target, old):
             raise OSError(f"could not move the previous table {url} aside")
     if not fs.rename(tmp_path, target):

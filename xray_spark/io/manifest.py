@@ -12,7 +12,7 @@ null = the whole file), with the reason code and the message. It holds the curre
 file are replaced whenever the file is read again, and dropped when it is deleted.
 
 Both are metadata (a few hundred bytes per file): they are handled as pandas frames on the driver
-and written whole with ``schema.write_table`` (atomic publish). The manifest is written last, so
+and written whole with ``schema.write_arrow`` (atomic publish). The manifest is written last, so
 it is the commit record of a run: a run killed before it is simply done again.
 """
 from __future__ import annotations
@@ -41,18 +41,18 @@ def read(spark, url: str, table: pa.Schema) -> pd.DataFrame:
     """A metadata table as pandas (empty with its columns when it does not exist yet)."""
     if not schema.table_exists(spark, url):
         return pd.DataFrame({f.name: pd.Series(dtype=object) for f in table})
-    return spark.read.schema(schema.spark_schema(table)).parquet(url).toPandas()
+    return schema.read_arrow(url, table).to_pandas()
 
 
 def write(spark, frame: pd.DataFrame, url: str, table: pa.Schema, sort_by: list[str]) -> None:
-    """Write a metadata table whole, sorted (so the same content gives the same files).
+    """Write a metadata table whole, sorted (so the same content gives the same file).
 
-    The rows go to Spark as Arrow (typed by ``table`` first): three times faster than Python
-    tuples for a thousand-file manifest, and this write is part of every night's fixed cost.
+    Read and written with pyarrow on the driver (``schema.read_arrow``/``write_arrow``, the same
+    atomic publish as every table): a Spark job for a thousand-file manifest would cost more than
+    the data, and this is part of every night's fixed cost.
     """
     frame = frame.sort_values(sort_by, kind="stable") if len(frame) else frame
-    typed = pa.Table.from_pandas(frame[table.names], schema=table, preserve_index=False)
-    schema.write_table(spark.createDataFrame(typed.to_pandas(), schema.spark_schema(table)).coalesce(1), url)
+    schema.write_arrow(spark, pa.Table.from_pandas(frame[table.names], schema=table, preserve_index=False), url)
 
 
 def plan(listing: pd.DataFrame, manifest: pd.DataFrame) -> tuple[pd.DataFrame, int, pd.DataFrame]:

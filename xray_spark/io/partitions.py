@@ -37,23 +37,32 @@ def _fs(spark, url: str):
     return schema._hadoop_fs(spark, url)
 
 
-def partition_path(spark, values: tuple[str, ...], keys: tuple[str, ...] = KEYS) -> str:
-    """A partition's directory relative to its table, escaped by Spark's own escaping of partition
-    values (``ExternalCatalogUtils.escapePathName``), e.g. ``beamtime=bt1/run_id=run%3A1``."""
-    escape = spark.sparkContext._jvm.org.apache.spark.sql.catalyst.catalog.ExternalCatalogUtils.escapePathName
-    return "/".join(f"{k}={escape(v)}" for k, v in zip(keys, values))
+# Characters Spark escapes in partition directory names as %XX (``ExternalCatalogUtils.charToEscape``
+# on Linux): control characters and "#%'*/:=?\\{[]^ and DEL. Written here rather than called
+# through py4j (several round trips per name, tenths of a second a night); tests compare the two.
+_ESCAPED = frozenset([*map(chr, range(1, 32)), *'"#%\'*/:=?\\\x7f{[]^'])
 
 
-def partition_dir(spark, url: str, values: tuple[str, ...], keys: tuple[str, ...] = KEYS) -> str:
+def escape_path_name(value: str) -> str:
+    """A partition value as Spark writes it in a directory name, e.g. ``run:1`` -> ``run%3A1``."""
+    return "".join(f"%{ord(c):02X}" if c in _ESCAPED else c for c in value)
+
+
+def partition_path(values: tuple[str, ...], keys: tuple[str, ...] = KEYS) -> str:
+    """A partition's directory relative to its table, e.g. ``beamtime=bt1/run_id=run%3A1``."""
+    return "/".join(f"{k}={escape_path_name(v)}" for k, v in zip(keys, values))
+
+
+def partition_dir(url: str, values: tuple[str, ...], keys: tuple[str, ...] = KEYS) -> str:
     """The directory of one partition (a URL)."""
-    return f"{url.rstrip('/')}/{partition_path(spark, values, keys)}"
+    return f"{url.rstrip('/')}/{partition_path(values, keys)}"
 
 
 def read_partitions(spark, url: str, partitions: Iterable[tuple[str, ...]], table=schema.IMAGES,
                     keys: tuple[str, ...] = KEYS) -> DataFrame:
     """Rows of the given existing partitions only (the others are not even listed)."""
     fs, _ = _fs(spark, url)
-    dirs = [d for d in (partition_dir(spark, url, p, keys) for p in sorted(set(partitions)))
+    dirs = [d for d in (partition_dir(url, p, keys) for p in sorted(set(partitions)))
             if fs.exists(_fs(spark, d)[1])]
     spark_schema = schema.spark_schema(table)
     if not dirs:
@@ -84,9 +93,9 @@ def swap_in(spark, url: str, staging: str, partitions: Iterable[tuple[str, ...]]
     fs.mkdirs(root)
     tag = uuid.uuid4().hex[:12]
     for values in partitions:
-        _, target = _fs(spark, partition_dir(spark, url, values, keys))
-        _, new = _fs(spark, partition_dir(spark, staging, values, keys))
-        _, aside = _fs(spark, partition_dir(spark, f"{url.rstrip('/')}/_replaced-{tag}", values, keys))
+        _, target = _fs(spark, partition_dir(url, values, keys))
+        _, new = _fs(spark, partition_dir(staging, values, keys))
+        _, aside = _fs(spark, partition_dir(f"{url.rstrip('/')}/_replaced-{tag}", values, keys))
         if fs.exists(target):
             fs.mkdirs(aside.getParent())
             if not fs.rename(target, aside):

@@ -3,7 +3,8 @@
 The images never cross into the JVM: a task reads its archive files (``io.rows.file_rows``) and
 writes their image rows with pyarrow into a staging table laid out as Spark lays out a
 partitioned table (``<staging>/beamtime=<b>/run_id=<r>/<file>``, partition values escaped as
-Spark escapes them: the driver computes the directory names and ships them in the units). Spark
+Spark escapes them: the driver computes the directory names, ``io.partitions.partition_path``, and
+ships them in the units). Spark
 only schedules the tasks and brings the file and quarantine rows back (``FileFacts``); before,
 the JVM spent 9-16 ms of CPU per frame taking each image from the worker and encoding it.
 
