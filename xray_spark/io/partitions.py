@@ -105,7 +105,8 @@ def swap_in(spark, url: str, staging: str, partitions: Iterable[tuple[str, ...]]
             if not fs.rename(new, target):
                 raise OSError(f"could not publish {new} as {target}")
     fs.delete(_fs(spark, f"{url.rstrip('/')}/_replaced-{tag}")[1], True)
-    log.info("rewrote %d partition(s) of %s", len(partitions), url)
+    if partitions:
+        log.info("swapped in %d partition(s) of %s", len(partitions), url)
 
 
 def data_files(url: str, partition: str) -> list[str]:
