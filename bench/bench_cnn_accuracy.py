@@ -20,7 +20,7 @@ import numpy as np
 
 from bench.harness import RESULTS, record
 
-N_TRAIN, N_TEST, SEED_TRAIN, SEED_TEST = 30000, 800, 11, 12
+N_TRAIN, N_TEST, SEED_TRAIN, SEED_TEST = 50000, 800, 11, 12
 CNN = ["cnn.preset=cpu", "cnn.epochs=30", "cnn.learning_rate=0.02", "cnn.tag_set=top17"]
 
 
