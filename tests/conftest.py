@@ -1,6 +1,7 @@
 """Shared fixtures: a real two-executor Spark cluster (local-cluster[2,1,1024]) for the session."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -44,3 +45,26 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
+
+
+@pytest.fixture
+def killed_at_commit(monkeypatch):
+    """A context manager: the ingest run inside it is killed as it writes its manifest (the commit
+    record, written last), as a crash or an operator's Ctrl-C would."""
+    from xray_spark.io import manifest as mf
+
+    @contextlib.contextmanager
+    def kill():
+        real_write = mf.write
+
+        def write(spark, frame, url, table, sort_by):
+            if table is mf.MANIFEST:
+                raise KeyboardInterrupt("killed")
+            real_write(spark, frame, url, table, sort_by)
+
+        monkeypatch.setattr(mf, "write", write)
+        with pytest.raises(KeyboardInterrupt):
+            yield
+        monkeypatch.setattr(mf, "write", real_write)
+
+    return kill

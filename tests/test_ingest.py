@@ -115,21 +115,12 @@ def test_every_file_is_imaged_or_quarantined_then_only_changes_are_read(spark, s
     assert imgs3[image_id("bt1/run1/b.cbf", 0)]["tag_names"] == []   # labels are joined when given
 
 
-def test_a_run_killed_before_its_commit_is_exactly_once_when_run_again(spark, setup, monkeypatch):
+def test_a_run_killed_before_its_commit_is_exactly_once_when_run_again(spark, setup, killed_at_commit):
     config, root, _ = setup
     ingest(spark, config, only=["bt1/run1/a.edf"])
     writers.write_tiff(str(root / "bt1/run1/new.tif"), frames(2, 11))
-    real_write = mf.write
-
-    def killed_at_commit(spark_, frame, url, table, sort_by):
-        if table is mf.MANIFEST:
-            raise KeyboardInterrupt("killed")
-        real_write(spark_, frame, url, table, sort_by)
-
-    monkeypatch.setattr(mf, "write", killed_at_commit)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_commit():
         ingest(spark, config, only=["bt1/run1/a.edf", "bt1/run1/new.tif"])
-    monkeypatch.setattr(mf, "write", real_write)
     rerun = ingest(spark, config, only=["bt1/run1/a.edf", "bt1/run1/new.tif"])
     assert rerun.paths == ("bt1/run1/new.tif",)
     imgs = images(spark, config)

@@ -17,7 +17,6 @@ from pyarrow import fs as pafs
 from xray_spark import schema
 from xray_spark.config import load_config
 from xray_spark.ingest import ingest, settings_of
-from xray_spark.io import manifest as mf
 from xray_spark.io import partitions as parts
 from xray_spark.io import staging
 from xray_spark.io import writers
@@ -158,23 +157,14 @@ def test_a_new_file_in_an_existing_run_is_added_without_rewriting_the_runs_files
     assert len(rows) == len({r["image_id"] for r in rows}) == 8
 
 
-def test_a_run_killed_after_adding_files_is_exactly_once_when_run_again(spark, archive, monkeypatch):
+def test_a_run_killed_after_adding_files_is_exactly_once_when_run_again(spark, archive, killed_at_commit, monkeypatch):
     config, root = archive
     url = config.paths.url("images")
     ingest(spark, config)
     run = root / "bt1" / RUN
     writers.write_tiff(str(run / "c.tif"), frames(2, 7))
-    real_write = mf.write
-
-    def killed_at_commit(spark_, frame, url_, table, sort_by):
-        if table is mf.MANIFEST:
-            raise KeyboardInterrupt("killed")
-        real_write(spark_, frame, url_, table, sort_by)
-
-    monkeypatch.setattr(mf, "write", killed_at_commit)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_commit():
         ingest(spark, config)
-    monkeypatch.setattr(mf, "write", real_write)
     assert len(image_rows(spark, url)) == 8                           # c.tif's images are in, uncommitted
     assert os.path.exists(local(parts.journal_url(url)))
     for i in range(3):                                                 # more files by the rerun: other tasks
