@@ -84,3 +84,15 @@ def test_nightly_labels_new_images_once_and_reports(spark, night_setup):
     keys2, _ = predictions(spark, config)
     assert len(keys2) == len(set(keys2)) == 5 and set(keys) < set(keys2)
     assert os.path.isdir(nightly_url(config)[7:] + f"/night={NIGHT}")
+
+
+def test_tag_fractions_keep_runs_whose_images_got_no_tag(spark):
+    from xray_spark.report.nightly import tag_fractions
+
+    rows = [("bt1", "run1", ["GISAXS"]), ("bt1", "run1", []), ("bt1", "run2", []), ("bt1", "run2", [])]
+    frame = spark.createDataFrame(rows, "beamtime string, run_id string, tag_names array<string>")
+    fractions = tag_fractions(frame)
+    assert list(fractions.index) == ["bt1/run1", "bt1/run2"]
+    assert fractions.loc["bt1/run1", "GISAXS"] == 0.5 and fractions.loc["bt1/run2", "GISAXS"] == 0.0
+    nothing = tag_fractions(frame.filter("run_id = 'run2'"))       # a night on which no image got a tag
+    assert list(nothing.index) == ["bt1/run2"] and nothing.shape[1] == 0

@@ -50,15 +50,17 @@ def runs_of_night(spark, config, night: str) -> tuple[pd.DataFrame, pd.DataFrame
 
 
 def tag_fractions(predictions) -> pd.DataFrame:
-    """Fraction of a run's images predicted with each tag (rows: beamtime/run, columns: tags)."""
+    """Fraction of a run's images predicted with each tag (rows: beamtime/run, columns: tags).
+
+    Every run with predictions has a row, also when no image of it got any tag (all zeros)."""
     per_run = predictions.groupBy("beamtime", "run_id").agg(F.count("*").alias("n"))
     hits = (predictions.select("beamtime", "run_id", F.explode("tag_names").alias("tag"))
             .groupBy("beamtime", "run_id", "tag").agg(F.count("*").alias("k")))
-    table = hits.join(per_run, ["beamtime", "run_id"]).withColumn("fraction", F.col("k") / F.col("n")).toPandas()
-    if table.empty:
-        return pd.DataFrame()
+    table = per_run.join(hits, ["beamtime", "run_id"], "left").withColumn("fraction", F.col("k") / F.col("n")).toPandas()
     table["run"] = table["beamtime"] + "/" + table["run_id"]
-    return table.pivot(index="run", columns="tag", values="fraction").fillna(0.0).sort_index()
+    tagged = table.dropna(subset=["tag"])
+    return (tagged.pivot(index="run", columns="tag", values="fraction").reindex(sorted(set(table["run"])))
+            .fillna(0.0))
 
 
 def least_confident(spark, config, predictions, thresholds: list[float], tags: list[str], n: int) -> pd.DataFrame:
@@ -87,14 +89,15 @@ def least_confident(spark, config, predictions, thresholds: list[float], tags: l
 
 def _bar_runs(runs: pd.DataFrame):
     def draw(plt):
-        fig, ax = plt.subplots(figsize=(7, 0.4 * len(runs) + 1.2))
+        fig, ax = plt.subplots(figsize=(7, 0.4 * len(runs) + 1.5))
         y = np.arange(len(runs))
         ax.barh(y - 0.2, runs["frames"], 0.4, label="images ingested")
         ax.barh(y + 0.2, runs["quarantined_files"], 0.4, label="files quarantined", color="tab:red")
         ax.set_yticks(y, runs["run"])
         ax.invert_yaxis()
         ax.set_xlabel("count")
-        ax.legend(loc="lower right")
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1), ncol=2, frameon=False)  # above: never over a bar
+        fig.tight_layout()
         return fig
     return draw
 
@@ -159,7 +162,7 @@ def write_report(spark, config, night: str) -> str:
         sections.append(f"<h2>Model {html.escape(manifest['model_id'])} ({manifest['kind']})</h2>")
         mine = predictions.filter(F.col("model_id") == manifest["model_id"]) if predictions is not None else None
         fractions = tag_fractions(mine) if mine is not None else pd.DataFrame()
-        if fractions.empty:
+        if not len(fractions.index):  # no prediction rows (a run whose images got no tag has a row)
             sections.append("<p>No image was labelled by this model this night.</p>")
             continue
         fractions = fractions.reindex(columns=manifest["tags"], fill_value=0.0)
