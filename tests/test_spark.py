@@ -47,6 +47,7 @@ def test_progress_counts_done_and_total_tasks(spark):
     spark.sparkContext.setJobGroup("test-count", "count")
     spark.range(0, 10, numPartitions=5).count()
     spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(10_000)  # the status tracker is told asynchronously
     done, total = reporter.counts()
     assert done == total and total >= 5
     assert reporter.line().startswith(f"count: {done}/{total} tasks")
