@@ -237,25 +237,30 @@ def replace_file(fs, source: str, target: str) -> None:
         fs.move(source, target)
 
 
+@contextlib.contextmanager
+def replacing(fs, path: str):
+    """A hidden temporary path beside ``path`` to write to; once written it replaces ``path``, so
+    readers see the whole file or none, and a retried task overwrites its earlier output."""
+    directory, name = path.rsplit("/", 1)
+    tmp = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
+    fs.create_dir(directory, recursive=True)
+    yield tmp
+    replace_file(fs, tmp, path)
+
+
 def write_file(table: pa.Table, fs, path: str, row_group_size_mb: int) -> None:
     """Write ``table`` (``IMAGE_FILE`` columns) as one Parquet file at ``path``, from a Python worker.
 
     The same format as ``write_table``'s: zstd, row groups of at most ``row_group_size_mb`` of
-    row data, lists in the standard Parquet layout Spark writes. The file is written under a
-    hidden temporary name in the same directory and renamed to ``path``, replacing a file of that
-    name: readers see the whole file or none, and a retried task overwrites its earlier output.
+    row data, lists in the standard Parquet layout Spark writes; published by ``replacing``.
     """
     import pyarrow.parquet as pq
 
-    directory, name = path.rsplit("/", 1)
-    tmp = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
     rows = max(1, int(row_group_size_mb * 2**20 * table.num_rows / max(table.nbytes, 1)))
-    fs.create_dir(directory, recursive=True)
-    with fs.open_output_stream(tmp) as out, pq.ParquetWriter(
+    with replacing(fs, path) as tmp, fs.open_output_stream(tmp) as out, pq.ParquetWriter(
             out, IMAGE_FILE, compression="zstd", use_dictionary=_SMALL_COLUMNS, write_statistics=_SMALL_COLUMNS,
             use_compliant_nested_type=True) as writer:
         writer.write_table(table.select(IMAGE_FILE.names), row_group_size=rows)
-    replace_file(fs, tmp, path)
 
 
 # ---------------------------------------------------------------- reading into tf.data

@@ -150,9 +150,8 @@ def write_journal(url: str, entries: list[dict]) -> None:
     """Record, before publishing, the files a run adds: ``{"partition", "stem", "inputs": [[path,
     size, mtime], ...]}`` per group of files (``io.staging.group_stem``). Written whole or not at all."""
     fs, path = schema.filesystem(journal_url(url))
-    with fs.open_output_stream(path + ".tmp") as out:
+    with schema.replacing(fs, path) as tmp, fs.open_output_stream(tmp) as out:
         out.write(json.dumps(entries).encode())
-    schema.replace_file(fs, path + ".tmp", path)
 
 
 def undo_uncommitted(url: str, committed: set[tuple[str, int, float]]) -> int:

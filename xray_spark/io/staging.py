@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import uuid
 from typing import Iterable, Iterator
 
 import pyarrow as pa
@@ -144,11 +143,8 @@ def keep_rows(unit: dict, fs, staging: str, settings: dict) -> None:
         rows = parquet.read(columns=["frame", "provenance", "tags", "tag_names", "labelled"]).to_pylist()
         dropped = [json.loads(r["provenance"])["path"] in drop for r in rows]
         if not any(dropped) and not relabel(rows, labels):
-            directory = target.rsplit("/", 1)[0]
-            fs.create_dir(directory, recursive=True)
-            tmp = f"{directory}/.{unit['old_file'].rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:12]}.tmp"
-            fs.copy_file(source, tmp)
-            schema.replace_file(fs, tmp, target)
+            with schema.replacing(fs, target) as tmp:
+                fs.copy_file(source, tmp)
             return
         if all(dropped):
             return
