@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from xray_spark.preprocess import preprocess
+from xray_spark.preprocess import area_weights, preprocess
 
 FULL = 2.0**20 - 1
 
@@ -49,3 +49,29 @@ def test_bad_values_are_masked_not_propagated():
 def test_bad_arguments(raw, mask, size, message):
     with pytest.raises(ValueError, match=message):
         preprocess(raw, mask, size, full_scale_counts=FULL)
+
+
+def test_integer_binning_is_the_block_mean_of_the_log_scaled_counts():
+    raw = np.random.default_rng(1).poisson(40, size=(64, 96)).astype(np.uint16)
+    image, mask = preprocess(raw, None, 16, full_scale_counts=FULL)
+    scaled = np.log1p(raw.astype(np.float64)) / np.log1p(FULL)
+    block = scaled.reshape(16, 4, 16, 6).mean(axis=(1, 3))
+    np.testing.assert_allclose(image, block, rtol=1e-5)
+    assert not mask.any()
+
+
+@pytest.mark.parametrize("n_in, n_out", [(1043, 256), (981, 256), (256, 256), (100, 256), (4, 3)])
+def test_area_weights_average_and_conserve_every_input_pixel(n_in, n_out):
+    weights = area_weights(n_in, n_out).toarray()
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)            # each output is a mean
+    np.testing.assert_allclose(weights.sum(axis=0), n_out / n_in, atol=1e-5)   # each input counted once in all
+    assert (weights >= 0).all()
+
+
+def test_a_half_bad_output_pixel_follows_the_mask_threshold():
+    raw = np.full((8, 8), 100.0)
+    bad = np.zeros((8, 8), bool)
+    bad[:4, :2] = True                                  # half of the top-left 4x4 output pixel
+    _, strict = preprocess(raw, bad, 2, full_scale_counts=FULL, mask_threshold=0.4)
+    _, lenient = preprocess(raw, bad, 2, full_scale_counts=FULL, mask_threshold=0.6)
+    assert strict[0, 0] and not lenient[0, 0] and strict.sum() == 1

@@ -60,3 +60,22 @@ def test_a_stage_with_its_own_progress_line_logs_that(spark, caplog):
         spark.range(0, 4, numPartitions=4).mapInPandas(_slow, "id long").count()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training:")]
     assert lines and set(lines) == {"training: 3/30 epochs done"}
+
+
+def _zip_directories_survive_invalidation(_):
+    """In a worker: whether importlib.invalidate_caches() leaves the zip importers' directories."""
+    import importlib
+
+    import xray_spark  # noqa: F401  (the worker set-up happens on this import)
+
+    zips = {p: f for p, f in sys.path_importer_cache.items() if type(f).__name__ == "zipimporter"}
+    before = {p: id(f._files) for p, f in zips.items()}
+    importlib.invalidate_caches()
+    yield bool(zips) and all(id(zips[p]._files) == before[p] for p in zips)
+
+
+def test_workers_do_not_reread_zip_directories_every_task(spark):
+    # PySpark 3.5 invalidates import caches at every task; on Python 3.11 that re-read Spark's
+    # core jar and pyspark.zip each time (50 ms a task). xray_spark.worker keeps them.
+    kept = spark.sparkContext.parallelize(range(4), 4).mapPartitions(_zip_directories_survive_invalidation).collect()
+    assert kept == [True] * 4 or sys.version_info >= (3, 12)
