@@ -57,10 +57,10 @@ def killed_at_commit(monkeypatch):
     def kill():
         real_write = mf.write
 
-        def write(spark, frame, url, table, sort_by):
+        def write(frame, url, table, sort_by):
             if table is mf.MANIFEST:
                 raise KeyboardInterrupt("killed")
-            real_write(spark, frame, url, table, sort_by)
+            real_write(frame, url, table, sort_by)
 
         monkeypatch.setattr(mf, "write", write)
         with pytest.raises(KeyboardInterrupt):

@@ -67,8 +67,8 @@ def images(spark, config):
 
 
 def tables(spark, config):
-    return (images(spark, config), mf.read(spark, config.paths.url("manifest"), mf.MANIFEST).set_index("path"),
-            mf.read(spark, config.paths.url("quarantine"), mf.QUARANTINE))
+    return (images(spark, config), mf.read(config.paths.url("manifest"), mf.MANIFEST).set_index("path"),
+            mf.read(config.paths.url("quarantine"), mf.QUARANTINE))
 
 
 def test_every_file_is_imaged_or_quarantined_then_only_changes_are_read(spark, setup):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from xray_spark.preprocess import area_weights, preprocess
+from xray_spark.preprocess import area_weights, log_scale, preprocess
 
 FULL = 2.0**20 - 1
 
@@ -75,3 +75,19 @@ def test_a_half_bad_output_pixel_follows_the_mask_threshold():
     _, strict = preprocess(raw, bad, 2, full_scale_counts=FULL, mask_threshold=0.4)
     _, lenient = preprocess(raw, bad, 2, full_scale_counts=FULL, mask_threshold=0.6)
     assert strict[0, 0] and not lenient[0, 0] and strict.sum() == 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int32, np.int64])
+def test_integer_counts_are_scaled_as_the_float_formula_scales_them(dtype):
+    # integer counts go through a lookup table; it must agree with log1p(counts) / log1p(full)
+    info = np.iinfo(dtype)
+    counts = np.array([0, 1, 2, 20, 255, info.max, max(info.min, -2)], dtype=dtype)
+    expected = np.clip(np.log1p(np.maximum(counts.astype(np.float64), 0)) / np.log1p(FULL), 0, 1)
+    np.testing.assert_allclose(log_scale(counts, FULL), expected, rtol=1e-6, atol=1e-7)
+    assert log_scale(counts, FULL).dtype == np.float32
+
+
+def test_integer_counts_above_a_fractional_full_scale_are_clipped_to_one():
+    counts = np.array([0, 99, 100, 101, 10**6], dtype=np.int32)
+    np.testing.assert_allclose(log_scale(counts, 100.5), [0, np.log1p(99) / np.log1p(100.5),
+                                                          np.log1p(100) / np.log1p(100.5), 1, 1], rtol=1e-6)

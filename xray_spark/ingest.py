@@ -90,7 +90,7 @@ def _label_partitions(spark, url: str, labels: dict) -> set[tuple[str, str]]:
     """Runs that hold a labelled image: from the path's beamtime/run, or by looking the id up."""
     runs = {tuple(k.split("/")[:2]) for k in labels if k.count("/") >= 2}
     ids = [k for k in labels if "/" not in k]
-    if ids and schema.table_exists(spark, url):
+    if ids and schema.table_exists(url):
         found = (spark.read.schema(schema.spark_schema()).parquet(url).filter(F.col("image_id").isin(ids))
                  .select("beamtime", "run_id").distinct().collect())
         runs |= {(r["beamtime"], r["run_id"]) for r in found}
@@ -108,8 +108,8 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     files, sidecars = discover(root, config.ingest.ignore, config.ingest.sidecar, only)
     listing = pd.DataFrame([asdict(f) for f in files], columns=[f.name for f in fields(ArchiveFile)])
     urls = {name: config.paths.url(name) for name in ("images", "manifest", "quarantine")}
-    manifest = mf.read(spark, urls["manifest"], mf.MANIFEST)
-    quarantine = mf.read(spark, urls["quarantine"], mf.QUARANTINE)
+    manifest = mf.read(urls["manifest"], mf.MANIFEST)
+    quarantine = mf.read(urls["quarantine"], mf.QUARANTINE)
     parts.undo_uncommitted(urls["images"], set(zip(manifest["path"], manifest["size"], manifest["mtime"])))
     todo, unchanged, deleted = mf.plan(listing, manifest)
     refused = todo[todo["refused"] != ""]
@@ -157,7 +157,7 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
         tasks.destroy()
     parts.write_journal(images_url, staged.journal_entries(task_units))
     grown = {p for p in touched - replace if parts.data_files(images_url, dirs[p])}
-    parts.swap_in(spark, images_url, staging, touched - grown)
+    parts.swap_in(images_url, staging, touched - grown)
     added = parts.add_files(images_url, staging, [dirs[p] for p in sorted(grown)])
     log.info("images: %d run(s) rewritten or new, %d file(s) added to %d existing run(s)",
              len(touched - grown), added, len(grown))
@@ -174,9 +174,9 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
 
     replaced = pd.concat([todo["path"], deleted["path"]])
     if len(quarantine_rows) or quarantine["path"].isin(replaced).any():
-        mf.write(spark, mf.updated_quarantine(quarantine, quarantine_rows, replaced, now),
+        mf.write(mf.updated_quarantine(quarantine, quarantine_rows, replaced, now),
                  urls["quarantine"], mf.QUARANTINE, ["path", "frame"])
-    mf.write(spark, mf.updated_manifest(manifest, file_rows, deleted, now), urls["manifest"], mf.MANIFEST, ["path"])
+    mf.write(mf.updated_manifest(manifest, file_rows, deleted, now), urls["manifest"], mf.MANIFEST, ["path"])
     parts.drop_journal(images_url)                                     # committed
     parts.remove_dir(staging)
     result.written = int(file_rows["frames"].sum())

@@ -56,7 +56,7 @@ def unscored(spark, config, model_id: str):
     images = (spark.read.schema(schema.spark_schema()).parquet(config.paths.url("images"))
               .filter(F.col("source") == "archive")
               .select("image_id", "beamtime", "run_id", _checksum().alias("checksum")))
-    if schema.table_exists(spark, nightly_url(config)):
+    if schema.table_exists(nightly_url(config)):
         done = (spark.read.schema(schema.spark_schema(NIGHTLY)).parquet(nightly_url(config))
                 .filter(F.col("model_id") == model_id).select("image_id", "checksum"))
         images = images.join(done, ["image_id", "checksum"], "left_anti")

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from xray_spark import evaluate, modeldir, schema, tags as tagmod
+from xray_spark.worker import freeze_imports
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def score_batch(batch: pa.RecordBatch, scorer) -> pa.RecordBatch:
 
 def score_batches(batches, directory: str, model_id: str):
     """mapInArrow function: load (or reuse) the model, score every batch."""
+    freeze_imports()
     scorer = _scorer(directory, model_id)
     for batch in batches:
         yield score_batch(batch, scorer)

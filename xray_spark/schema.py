@@ -125,15 +125,15 @@ def records_to_arrow(records: list[dict], schema: pa.Schema = IMAGES) -> pa.Reco
 
 # ---------------------------------------------------------------- writing
 
-def _hadoop_fs(spark, url: str):
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(url)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
+def exists(fs, path: str) -> bool:
+    """Whether ``path`` (a file or directory) exists on the pyarrow FileSystem ``fs``."""
+    from pyarrow import fs as pafs
+
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
-def table_exists(spark, url: str) -> bool:
-    fs, path = _hadoop_fs(spark, url)
-    return fs.exists(path)
+def table_exists(url: str) -> bool:
+    return exists(*filesystem(url))
 
 
 def write_table(df, url: str, row_group_size_mb: int = 32, partition_by: Sequence[str] = ()) -> str:
@@ -145,8 +145,7 @@ def write_table(df, url: str, row_group_size_mb: int = 32, partition_by: Sequenc
     leaves only a ``.tmp-`` directory, which the next write removes. Row groups are bounded by
     ``row_group_size_mb`` so readers can shard them across training workers.
     """
-    spark = df.sparkSession
-    tmp = _fresh_tmp(spark, url)
+    tmp = _fresh_tmp(url)
     writer = (df.write.mode("errorifexists")
               .option("parquet.block.size", str(row_group_size_mb * 1024 * 1024))
               # parquet-mr checks a row group's size only every 100 rows by default: far too
@@ -156,20 +155,20 @@ def write_table(df, url: str, row_group_size_mb: int = 32, partition_by: Sequenc
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     writer.parquet(tmp)
-    return _publish(spark, tmp, url)
+    return _publish(tmp, url)
 
 
-def write_arrow(spark, table: pa.Table, url: str) -> str:
+def write_arrow(table: pa.Table, url: str) -> str:
     """Write a small Arrow table (metadata: the manifest, the quarantine) from the driver as one
     Parquet file at ``url``, published as ``write_table`` publishes; no Spark job, which would
     cost more than the writing itself."""
     import pyarrow.parquet as pq
 
-    tmp = _fresh_tmp(spark, url)
+    tmp = _fresh_tmp(url)
     fs, path = filesystem(tmp)
     fs.create_dir(path, recursive=True)
     pq.write_table(table, f"{path}/part-00000.zstd.parquet", filesystem=fs, compression="zstd")
-    return _publish(spark, tmp, url)
+    return _publish(tmp, url)
 
 
 def read_arrow(url: str, table: pa.Schema) -> pa.Table:
@@ -180,32 +179,30 @@ def read_arrow(url: str, table: pa.Schema) -> pa.Table:
     return pq.read_table(path, filesystem=fs, schema=table)
 
 
-def _fresh_tmp(spark, url: str) -> str:
+def _fresh_tmp(url: str) -> str:
     """A new ``<url>.tmp-<uuid>`` to write to, after removing the leftovers of interrupted writes."""
-    fs, target = _hadoop_fs(spark, url)
-    parent = target.getParent()
-    if fs.exists(parent):
-        for status in fs.listStatus(parent):
-            name = status.getPath().getName()
-            if name.startswith(target.getName() + ".tmp-"):
-                log.warning("removing the leftover of an interrupted write: %s", status.getPath())
-                fs.delete(status.getPath(), True)
+    from pyarrow import fs as pafs
+
+    fs, target = filesystem(url)
+    parent, name = target.rstrip("/").rsplit("/", 1)
+    for info in fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
+        if info.base_name.startswith(name + ".tmp-"):
+            log.warning("removing the leftover of an interrupted write: %s", info.path)
+            fs.delete_dir(info.path) if info.type == pafs.FileType.Directory else fs.delete_file(info.path)
     return f"{url.rstrip('/')}.tmp-{uuid.uuid4().hex[:12]}"
 
 
-def _publish(spark, tmp: str, url: str) -> str:
+def _publish(tmp: str, url: str) -> str:
     """Rename the complete table ``tmp`` to ``url``, moving a previous one aside and deleting it."""
-    fs, target = _hadoop_fs(spark, url)
-    _, tmp_path = _hadoop_fs(spark, tmp)
+    fs, target = filesystem(url)
+    _, tmp_path = filesystem(tmp)
     old = None
-    if fs.exists(target):
-        _, old = _hadoop_fs(spark, f"{url.rstrip('/')}.old-{uuid.uuid4().hex[:12]}")
-        if not fs.rename(target, old):
-            raise OSError(f"could not move the previous table {url} aside")
-    if not fs.rename(tmp_path, target):
-        raise OSError(f"could not publish {tmp} as {url}")
+    if exists(fs, target):
+        old = f"{target.rstrip('/')}.old-{uuid.uuid4().hex[:12]}"
+        fs.move(target, old)
+    fs.move(tmp_path, target)
     if old is not None:
-        fs.delete(old, True)
+        fs.delete_dir(old)
     return url
 
 
@@ -222,7 +219,9 @@ _SMALL_COLUMNS = [f.name for f in IMAGE_FILE if f.name not in ("image", "mask", 
 
 def filesystem(url: str):
     """(pyarrow FileSystem, path) of a table URL: ``file://``, ``hdfs://``, ``s3://`` (or ``s3a://``,
-    as Spark spells it), so Python workers write where Spark reads."""
+    as Spark spells it), so Python workers write where Spark reads. The driver lists, renames and
+    deletes through it too (a local call, not JVM round trips). Publishing a table renames a
+    directory: local and shared file systems and HDFS do that; object stores (s3) do not."""
     from pyarrow import fs
 
     return fs.FileSystem.from_uri("s3://" + url[len("s3a://"):] if url.startswith("s3a://") else url)

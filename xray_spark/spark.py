@@ -71,9 +71,10 @@ def build_session(config: Config, job: str = "session"):
     }
     if is_local(sc.master):
         settings["spark.driver.host"] = settings["spark.driver.bindAddress"] = sc.local_ip
-    if LOG4J_CONF.is_file():
-        java_opt = f"-Dlog4j.configurationFile={LOG4J_CONF.resolve().as_uri()}"
-        settings["spark.driver.extraJavaOptions"] = settings["spark.executor.extraJavaOptions"] = java_opt
+    log4j = f"-Dlog4j.configurationFile={LOG4J_CONF.resolve().as_uri()}" if LOG4J_CONF.is_file() else ""
+    java_options = " ".join(filter(None, [log4j, sc.java_options]))
+    if java_options:
+        settings["spark.driver.extraJavaOptions"] = settings["spark.executor.extraJavaOptions"] = java_options
     settings.update(sc.options)
     builder = SparkSession.builder
     submitted = _submitted_conf()

@@ -37,14 +37,14 @@ QUARANTINE = pa.schema([
 ])
 
 
-def read(spark, url: str, table: pa.Schema) -> pd.DataFrame:
+def read(url: str, table: pa.Schema) -> pd.DataFrame:
     """A metadata table as pandas (empty with its columns when it does not exist yet)."""
-    if not schema.table_exists(spark, url):
+    if not schema.table_exists(url):
         return pd.DataFrame({f.name: pd.Series(dtype=object) for f in table})
     return schema.read_arrow(url, table).to_pandas()
 
 
-def write(spark, frame: pd.DataFrame, url: str, table: pa.Schema, sort_by: list[str]) -> None:
+def write(frame: pd.DataFrame, url: str, table: pa.Schema, sort_by: list[str]) -> None:
     """Write a metadata table whole, sorted (so the same content gives the same file).
 
     Read and written with pyarrow on the driver (``schema.read_arrow``/``write_arrow``, the same
@@ -52,7 +52,7 @@ def write(spark, frame: pd.DataFrame, url: str, table: pa.Schema, sort_by: list[
     the data, and this is part of every night's fixed cost.
     """
     frame = frame.sort_values(sort_by, kind="stable") if len(frame) else frame
-    schema.write_arrow(spark, pa.Table.from_pandas(frame[table.names], schema=table, preserve_index=False), url)
+    schema.write_arrow(pa.Table.from_pandas(frame[table.names], schema=table, preserve_index=False), url)
 
 
 def plan(listing: pd.DataFrame, manifest: pd.DataFrame) -> tuple[pd.DataFrame, int, pd.DataFrame]:

@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 KEYS = ("beamtime", "run_id")
 
 
-def _fs(spark, url: str):
-    return schema._hadoop_fs(spark, url)
-
-
 # Characters Spark escapes in partition directory names as %XX (``ExternalCatalogUtils.charToEscape``
 # on Linux): control characters and "#%'*/:=?\\{[]^ and DEL. Written here rather than called
 # through py4j (several round trips per name, tenths of a second a night); tests compare the two.
@@ -61,9 +57,9 @@ def partition_dir(url: str, values: tuple[str, ...], keys: tuple[str, ...] = KEY
 def read_partitions(spark, url: str, partitions: Iterable[tuple[str, ...]], table=schema.IMAGES,
                     keys: tuple[str, ...] = KEYS) -> DataFrame:
     """Rows of the given existing partitions only (the others are not even listed)."""
-    fs, _ = _fs(spark, url)
+    fs, _ = schema.filesystem(url)
     dirs = [d for d in (partition_dir(url, p, keys) for p in sorted(set(partitions)))
-            if fs.exists(_fs(spark, d)[1])]
+            if schema.exists(fs, schema.filesystem(d)[1])]
     spark_schema = schema.spark_schema(table)
     if not dirs:
         return spark.createDataFrame(spark.sparkContext.emptyRDD(), spark_schema)  # no rows, no tasks
@@ -81,30 +77,28 @@ def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tu
     staging = f"{url.rstrip('/')}.staging"
     ordered = rows.repartition(*keys).sortWithinPartitions(*keys, order_by)
     schema.write_table(ordered, staging, row_group_size_mb, partition_by=keys)
-    swap_in(spark, url, staging, partitions, keys)
-    fs, path = _fs(spark, staging)
-    fs.delete(path, True)
+    swap_in(url, staging, partitions, keys)
+    remove_dir(staging)
 
 
-def swap_in(spark, url: str, staging: str, partitions: Iterable[tuple[str, ...]], keys: tuple[str, ...] = KEYS) -> None:
+def swap_in(url: str, staging: str, partitions: Iterable[tuple[str, ...]], keys: tuple[str, ...] = KEYS) -> None:
     """Make each partition's directory in ``staging`` its directory in ``url`` (none: removed)."""
     partitions = sorted(set(partitions))
-    fs, root = _fs(spark, url)
-    fs.mkdirs(root)
-    tag = uuid.uuid4().hex[:12]
+    fs, root = schema.filesystem(url)
+    _, staged = schema.filesystem(staging)
+    fs.create_dir(root, recursive=True)
+    aside = f"{root}/_replaced-{uuid.uuid4().hex[:12]}"
     for values in partitions:
-        _, target = _fs(spark, partition_dir(url, values, keys))
-        _, new = _fs(spark, partition_dir(staging, values, keys))
-        _, aside = _fs(spark, partition_dir(f"{url.rstrip('/')}/_replaced-{tag}", values, keys))
-        if fs.exists(target):
-            fs.mkdirs(aside.getParent())
-            if not fs.rename(target, aside):
-                raise OSError(f"could not move {target} aside")
-        if fs.exists(new):
-            fs.mkdirs(target.getParent())
-            if not fs.rename(new, target):
-                raise OSError(f"could not publish {new} as {target}")
-    fs.delete(_fs(spark, f"{url.rstrip('/')}/_replaced-{tag}")[1], True)
+        relative = partition_path(values, keys)
+        target, new = f"{root}/{relative}", f"{staged}/{relative}"
+        if schema.exists(fs, target):
+            fs.create_dir(f"{aside}/{relative}".rsplit("/", 1)[0], recursive=True)
+            fs.move(target, f"{aside}/{relative}")
+        if schema.exists(fs, new):
+            fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            fs.move(new, target)
+    if schema.exists(fs, aside):
+        fs.delete_dir(aside)
     if partitions:
         log.info("swapped in %d partition(s) of %s", len(partitions), url)
 

@@ -31,6 +31,7 @@ import pyarrow as pa
 from xray_spark import schema
 from xray_spark import tags as tagmod
 from xray_spark.io.rows import file_rows, lookup_tags
+from xray_spark.worker import freeze_imports
 
 
 def group_stem(units: list[dict]) -> str:
@@ -62,6 +63,7 @@ def write_task(index: int, tasks, settings: dict, facts) -> None:
     with their ``partition`` directory) and existing table files to keep (``old_file``). Each
     read file's quarantine and file rows go to ``facts`` (a ``FileFacts`` accumulator).
     """
+    freeze_imports()
     fs, staging = schema.filesystem(settings["staging"])
     units = tasks.value[index]
     for unit in units:

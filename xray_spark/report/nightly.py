@@ -38,8 +38,8 @@ def _figure(path: str, draw) -> str:
 
 def runs_of_night(spark, config, night: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-run counts of files ingested that night, quarantine rows of that night)."""
-    manifest = mf.read(spark, config.paths.url("manifest"), mf.MANIFEST)
-    quarantine = mf.read(spark, config.paths.url("quarantine"), mf.QUARANTINE)
+    manifest = mf.read(config.paths.url("manifest"), mf.MANIFEST)
+    quarantine = mf.read(config.paths.url("quarantine"), mf.QUARANTINE)
     tonight = manifest[manifest["ingested_at"].fillna("").str.startswith(night)]
     runs = (tonight.assign(run=tonight["beamtime"] + "/" + tonight["run_id"],
                            quarantined=(tonight["status"] == "quarantined").astype(int))
@@ -154,7 +154,7 @@ def write_report(spark, config, night: str) -> str:
     else:
         sections.append("<p>No file was ingested this night.</p>")
     predictions = None
-    if schema.table_exists(spark, nightly_url(config)):
+    if schema.table_exists(nightly_url(config)):
         predictions = parts.read_partitions(spark, nightly_url(config), [(night,)], NIGHTLY, ("night",))
     for model in config.nightly.models:
         manifest = modeldir.read_manifest(predict.model_path(config, model))

@@ -18,6 +18,7 @@ from xray_spark.simulate.labels import visible_tags
 from xray_spark.simulate.materials import GRAZING
 from xray_spark.simulate.render import render
 from xray_spark.simulate.scene import sample_scene, validate
+from xray_spark.worker import freeze_imports
 
 GENERATOR_VERSION = 1
 OUTPUT_BATCH_BYTES = 64 * 2**20     # Arrow batches handed back to Spark stay below this (2048^2 images are 20 MB)
@@ -63,6 +64,7 @@ def _batches(config: Config, seed: int):
     per_batch = max(1, OUTPUT_BATCH_BYTES // (5 * side * side))      # float32 image + uint8 mask per row
 
     def generate(batches):
+        freeze_imports()
         for batch in batches:
             ids = batch.column("id").to_numpy()
             for start in range(0, len(ids), per_batch):
