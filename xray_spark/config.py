@@ -42,7 +42,7 @@ class SparkConfig:
     shuffle_partitions: int = option(8, "spark.sql.shuffle.partitions", min=1)
     arrow_batch_rows: int = option(64, "rows per Arrow batch for pandas UDFs (images are large rows)", min=1)
     ui: bool = option(True, "serve the Spark UI")
-    java_options: str = option("", "extra JVM flags of the driver and executors, e.g. -XX:TieredStopAtLevel=1")
+    java_options: str = option("-XX:TieredStopAtLevel=1", "extra JVM flags of the driver and executors")
     options: dict[str, str] = option({}, "any further spark.* settings, passed through unchanged")
 
 
