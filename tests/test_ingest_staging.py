@@ -184,3 +184,18 @@ def test_a_run_killed_after_adding_files_is_exactly_once_when_run_again(spark, a
     rows = image_rows(spark, url)
     assert len(rows) == len({r["image_id"] for r in rows}) == 12
     assert json.loads(rows[0]["provenance"])["archive"] == str(root)
+
+
+@pytest.mark.parametrize("files, cores, per_core, tasks", [(96, 2, 4, 8), (10, 2, 4, 3), (1, 2, 4, 1), (0, 2, 4, 1)])
+def test_read_tasks_cover_every_file_once_in_path_order_slices_largest_first(files, cores, per_core, tasks):
+    from xray_spark.ingest import read_tasks
+
+    work = [{"path": f"bt/run{i // 24}/f{i:03d}", "size": 1000 * (1 + i // 24)} for i in range(files)]
+    planned = read_tasks(work, cores, per_core)
+    assert len(planned) == tasks
+    assert sorted(u["path"] for t in planned for u in t) == [u["path"] for u in work]   # each once
+    for task in planned:                                     # a slice of the path order
+        assert [u["path"] for u in task] == sorted(u["path"] for u in task)
+    sizes = [sum(u["size"] for u in t) for t in planned]
+    assert sizes == sorted(sizes, reverse=True)              # the most bytes start first
+    assert max(len(t) for t in planned) - min(len(t) for t in planned) <= 1

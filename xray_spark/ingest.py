@@ -4,8 +4,8 @@
    with the manifest (``io.manifest``): only new or changed files are read; vanished ones are
    marked deleted.
 2. One Spark job over ``spark.defaultParallelism * ingest.tasks_per_core`` tasks (fewer for a
-   small night: at least ``tasks_per_core`` files a task), each taking its files in path order from
-   a broadcast: the Python workers read, checksum and preprocess the files (``io.rows``) and write
+   small night: at least ``tasks_per_core`` files a task), each taking a slice of the files in path
+   order from a broadcast, the slices with the most bytes first: the Python workers read, checksum and preprocess the files (``io.rows``) and write
    the image rows to Parquet themselves (``io.staging``, pyarrow) into a staging table laid out
    as Spark lays out partitioned tables. The images never cross into the JVM; the file and
    quarantine rows come back to the driver through an accumulator. Every input file ends up as
@@ -86,6 +86,20 @@ def settings_of(config, archive: str, labels: dict) -> dict:
             "row_group_size_mb": config.tables.row_group_size_mb, "file_size_mb": ic.file_size_mb}
 
 
+def read_tasks(work: list[dict], cores: int, per_core: int) -> list[list[dict]]:
+    """The units of ``work`` (in path order) split into the ingest job's tasks, as slices in path order.
+
+    ``per_core`` tasks per core balance a large night; a small night gets fewer tasks, each with at
+    least ``per_core`` units, as every task has a fixed cost (worker, Parquet writer). The slices
+    with the most bytes come first (Spark starts tasks in index order), so the small ones fill the
+    cores at the end.
+    """
+    slices = max(1, min(cores * per_core, math.ceil(len(work) / per_core)))
+    bounds = [len(work) * i // slices for i in range(slices + 1)]
+    return sorted((work[a:b] for a, b in zip(bounds, bounds[1:])),
+                  key=lambda units: -sum(u.get("size", 0) for u in units))
+
+
 def _label_partitions(spark, url: str, labels: dict) -> set[tuple[str, str]]:
     """Runs that hold a labelled image: from the path's beamtime/run, or by looking the id up."""
     runs = {tuple(k.split("/")[:2]) for k in labels if k.count("/") >= 2}
@@ -140,13 +154,8 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     keep = [{"old_file": f"{dirs[p]}/{name}",
              "drop": [path for path, b, r in zip(todo["path"], todo["beamtime"], todo["run_id"]) if (b, r) == p]}
             for p in sorted(replace) for name in parts.data_files(images_url, dirs[p])]
-    # tasks_per_core tasks per core balance a large night; a small night gets fewer tasks, each with
-    # at least tasks_per_core files, as every task has a fixed cost (worker, Parquet writer)
-    per_core = config.ingest.tasks_per_core
-    work = units + keep
-    slices = max(1, min(spark.sparkContext.defaultParallelism * per_core, math.ceil(len(work) / per_core)))
-    bounds = [len(work) * i // slices for i in range(slices + 1)]
-    task_units = [work[a:b] for a, b in zip(bounds, bounds[1:])]
+    task_units = read_tasks(units + keep, spark.sparkContext.defaultParallelism, config.ingest.tasks_per_core)
+    slices = len(task_units)
     tasks = spark.sparkContext.broadcast(task_units)
     read_facts = spark.sparkContext.accumulator({}, FileFacts())
     write = functools.partial(staged.write_task, tasks=tasks, settings=settings, facts=read_facts)
