@@ -26,13 +26,13 @@ from pyspark.accumulators import AccumulatorParam
 from xray_spark import schema
 from xray_spark.io import geometry as geom
 from xray_spark.io.readers import UnreadableFile, open_detector_file
-from xray_spark.preprocess import bad_pixels, preprocess
+from xray_spark.preprocess import bad_pixel_count, preprocess
 
 # Rows of kind ``quarantine`` have path, beamtime, run_id, frame (None = the whole file), size,
 # mtime, checksum, reason (short code) and error (the message); the one row of kind ``file`` has
 # path, beamtime, run_id, size, mtime, checksum, status (ingested | partial | quarantined), frames
 # (written to the images table) and quarantined_frames.
-READ_CHUNK = 8 << 20
+READ_CHUNK = 1 << 20                              # stays in the core's cache
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3       # glibc mallopt parameters (malloc.h)
 
 
@@ -42,12 +42,15 @@ def image_id(path: str, frame: int) -> str:
 
 
 def checksum(paths: Iterable[str]) -> str:
-    """SHA-256 over the bytes of ``paths`` in order (a file and its companion files)."""
+    """SHA-256 over the bytes of ``paths`` in order (a file and its companion files), read into one
+    reused buffer of ``READ_CHUNK`` bytes (a new 8 MB chunk each read was a fresh allocation)."""
     digest = hashlib.sha256()
+    buffer = bytearray(READ_CHUNK)
+    view = memoryview(buffer)
     for path in paths:
-        with open(path, "rb") as f:
-            while chunk := f.read(READ_CHUNK):
-                digest.update(chunk)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buffer):
+                digest.update(view[:n])
     return digest.hexdigest()
 
 
@@ -85,19 +88,18 @@ def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict,
         mask = geom.combine_masks(shape, gaps, detector_file.pixel_mask, user_mask)
     except ValueError as e:
         raise UnreadableFile("bad_mask", f"{unit['path']} frame {i}: {e}") from None
-    bad = bad_pixels(raw, mask)
-    bad_fraction = float(bad.mean())
-    if bad_fraction > settings["max_bad_fraction"]:
-        invalid = int((bad & ~mask).sum())
-        raise UnreadableFile("invalid_pixels", f"{unit['path']} frame {i}: {bad_fraction:.1%} of the pixels are "
+    bad = bad_pixel_count(raw, mask)
+    if bad > settings["max_bad_fraction"] * raw.size:
+        invalid = bad_pixel_count(raw)
+        raise UnreadableFile("invalid_pixels", f"{unit['path']} frame {i}: {bad / raw.size:.1%} of the pixels are "
                              f"bad ({invalid} NaN, infinite or negative, the rest masked); more than "
                              f"ingest.max_bad_fraction = {settings['max_bad_fraction']}")
-    image, out_mask = preprocess(raw, bad, settings["image_size"], full_scale_counts=settings["full_scale_counts"],
+    image, out_mask = preprocess(raw, mask, settings["image_size"], full_scale_counts=settings["full_scale_counts"],
                                  mask_threshold=settings["mask_threshold"])
     provenance = {"archive": settings["archive"], "path": unit["path"], "size": unit["size"],
                   "mtime": unit["mtime"], "checksum": digest, "frame": i, "format": detector_file.format,
                   "parts": [p.rsplit("/", 1)[-1] for p in unit["parts"]], "geometry_source": sources,
-                  "flags": flags, "bad_pixels": int(bad.sum()),
+                  "flags": flags, "bad_pixels": bad,
                   "masks": {"detector_gaps": detector.name if gaps is not None else None,
                             "file_pixel_mask": detector_file.pixel_mask is not None,
                             "user_mask": sidecar.get("mask")}}
