@@ -290,7 +290,7 @@ class DemoConfig:
     archive_runs: int = option(4, "runs the demo archive's files are spread over", min=1)
     seed: int = option(1, "seed of the demo archive's images (the training set uses simulate.seed)", min=0)
     bag_of_features: bool = option(True, "also train and evaluate the bag of features (build_dictionary .. evaluate)")
-    overrides: list[str] = option(["cnn.epochs=10"], "--set overrides applied to every demo step (small sizes)")
+    overrides: list[str] = option(["cnn.epochs=6"], "--set overrides applied to every demo step (small sizes)")
 
 
 @dataclass

@@ -9,8 +9,8 @@ and one ``file`` row with the file's checksum, frame counts and status for the m
 On Spark, ``io.staging.write_task`` runs it in the Python workers, writes the image rows to
 Parquet there and hands the file and quarantine rows, a few hundred bytes per file, to the driver
 through a ``FileFacts`` accumulator. So one pass reads every file once, with no cached copy of the
-images and no second job for the facts. ``bench ingest``'s single-process loop runs this function
-too, so both sides do the same per-frame work.
+images and no second job for the facts. ``bench ingest``'s one-process baseline runs the same task
+function (``io.staging.write_task``), so both sides do the same work.
 """
 from __future__ import annotations
 
