@@ -285,7 +285,7 @@ class NightlyConfig:
 @dataclass
 class DemoConfig:
     root: str = option("data/demo", "working directory of `xray-spark demo` (wiped at start; only a demo's own)")
-    train_images: int = option(2400, "synthetic training images (enough for the CNN to score, not to excel)", min=10)
+    train_images: int = option(1800, "synthetic training images (enough for the CNN to score, not to excel)", min=10)
     archive_files: int = option(24, "detector files in the demo archive (EDF, CBF, TIFF, Eiger in turn)", min=4)
     archive_runs: int = option(4, "runs the demo archive's files are spread over", min=1)
     seed: int = option(1, "seed of the demo archive's images (the training set uses simulate.seed)", min=0)
