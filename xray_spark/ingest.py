@@ -5,9 +5,10 @@
    marked deleted.
 2. One Spark job over ``spark.defaultParallelism * ingest.tasks_per_core`` tasks (fewer for a
    small night: at least ``tasks_per_core`` files a task), each taking a slice of the files in path
-   order from a broadcast, the slices with the most bytes first: the Python workers read, checksum and preprocess the files (``io.rows``) and write
-   the image rows to Parquet themselves (``io.staging``, pyarrow) into a staging table laid out
-   as Spark lays out partitioned tables. The images never cross into the JVM; the file and
+   order from a broadcast, the slices with the most bytes first (``read_tasks``): the Python
+   workers read, checksum and preprocess the files (``io.rows``) and write the image rows to
+   Parquet themselves (``io.staging``, pyarrow) into a staging table laid out as Spark lays out
+   partitioned tables. The images never cross into the JVM; the file and
    quarantine rows come back to the driver through an accumulator. Every input file ends up as
    image rows, or in the quarantine table with its reason.
 3. Publishing (``io.partitions``), after a journal of the new files: a (beamtime, run_id)

@@ -93,6 +93,11 @@ def area_weights(n_in: int, n_out: int) -> scipy.sparse.csr_matrix:
 STRIP_PIXELS = 1 << 15     # pixels of a strip of rows worked on at a time (its arrays stay in cache)
 
 
+def strip_rows(width: int) -> int:
+    """Rows of a strip of about ``STRIP_PIXELS`` pixels of a frame ``width`` pixels wide."""
+    return max(1, STRIP_PIXELS // width)
+
+
 @functools.lru_cache(maxsize=16)
 def strip_weights(n_in: int, n_out: int, rows: int) -> tuple:
     """``area_weights(n_in, n_out)`` cut into strips of ``rows`` input pixels: for each strip
@@ -119,7 +124,7 @@ def bin_valid(raw: np.ndarray, mask: np.ndarray | None, size: int,
     height, width = raw.shape
     image = np.zeros((size, width), np.float32)
     coverage = np.zeros((size, width), np.float32)
-    for r0, r1, j0, j1, weights in strip_weights(height, size, max(1, STRIP_PIXELS // width)):
+    for r0, r1, j0, j1, weights in strip_weights(height, size, strip_rows(width)):
         valid = np.logical_not(bad_pixels(raw[r0:r1], None if mask is None else mask[r0:r1])).astype(np.float32)
         scaled = log_scale(raw[r0:r1], full_scale_counts)
         scaled *= valid
@@ -132,7 +137,7 @@ def bin_valid(raw: np.ndarray, mask: np.ndarray | None, size: int,
 def bad_pixel_count(raw: np.ndarray, mask: np.ndarray | None = None) -> int:
     """Number of bad pixels of a raw frame (``bad_pixels``), counted strip by strip (no frame-sized
     temporaries)."""
-    rows = max(1, STRIP_PIXELS // raw.shape[-1])
+    rows = strip_rows(raw.shape[1])
     return sum(int(np.count_nonzero(bad_pixels(raw[r:r + rows], None if mask is None else mask[r:r + rows])))
                for r in range(0, raw.shape[0], rows))
 

@@ -188,7 +188,10 @@ def _fresh_tmp(url: str) -> str:
     for info in fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
         if info.base_name.startswith(name + ".tmp-"):
             log.warning("removing the leftover of an interrupted write: %s", info.path)
-            fs.delete_dir(info.path) if info.type == pafs.FileType.Directory else fs.delete_file(info.path)
+            if info.type == pafs.FileType.Directory:
+                fs.delete_dir(info.path)
+            else:
+                fs.delete_file(info.path)
     return f"{url.rstrip('/')}.tmp-{uuid.uuid4().hex[:12]}"
 
 

@@ -130,7 +130,7 @@ def add_files(url: str, staging: str, partitions: Iterable[str]) -> int:
 def remove_dir(url: str) -> None:
     """Delete the directory at ``url`` and everything in it, if it exists."""
     fs, path = schema.filesystem(url)
-    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+    if schema.exists(fs, path):
         fs.delete_dir(path)
 
 
@@ -153,7 +153,7 @@ def undo_uncommitted(url: str, committed: set[tuple[str, int, float]]) -> int:
     with an input (path, size, mtime) that is not in ``committed`` (the manifest's). Then the
     journal goes. Returns the files deleted."""
     fs, path = schema.filesystem(journal_url(url))
-    if fs.get_file_info(path).type == pafs.FileType.NotFound:
+    if not schema.exists(fs, path):
         return 0
     with fs.open_input_stream(path) as f:
         entries = json.loads(f.read())
@@ -175,5 +175,5 @@ def undo_uncommitted(url: str, committed: set[tuple[str, int, float]]) -> int:
 def drop_journal(url: str) -> None:
     """Forget the journal once the manifest that commits its files is written."""
     fs, path = schema.filesystem(journal_url(url))
-    if fs.get_file_info(path).type != pafs.FileType.NotFound:
+    if schema.exists(fs, path):
         fs.delete_file(path)
