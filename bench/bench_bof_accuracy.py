@@ -29,10 +29,11 @@ BOF = ["bof.patches_per_image=300", "bof.words=200", "bof.sample_size=200000"]
 def main(train_url: str | None = None, test_url: str | None = None):
     from pyspark.ml import PipelineModel
 
-    from xray_spark import schema, tags
+    from xray_spark import tags
     from xray_spark.bof import pipeline
     from xray_spark.config import load_config
-    from xray_spark.evaluate import evaluate, results_table
+    from xray_spark.io import tables
+    from xray_spark.metrics import evaluate, results_table
     from xray_spark.spark import build_session
 
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
@@ -43,14 +44,14 @@ def main(train_url: str | None = None, test_url: str | None = None):
             from xray_spark.simulate import generate_images
 
             train_url, test_url = Path(tmp, "train").as_uri(), Path(tmp, "test").as_uri()
-            schema.write_table(generate_images(spark, config, n_images=N_TRAIN, seed=SEED_TRAIN), train_url, 32)
-            schema.write_table(generate_images(spark, config, n_images=N_TEST, seed=SEED_TEST), test_url, 32)
+            tables.write_table(generate_images(spark, config, n_images=N_TRAIN, seed=SEED_TRAIN), train_url, 32)
+            tables.write_table(generate_images(spark, config, n_images=N_TEST, seed=SEED_TEST), test_url, 32)
         train_images, test_images = spark.read.parquet(train_url), spark.read.parquet(test_url)
         descriptors, dictionary, pyramid, _ = pipeline.stages(config)
         dictionary = dictionary.fit(descriptors.transform(train_images))
         features = PipelineModel([descriptors, dictionary, pyramid])
         for name, images in (("train", train_images), ("test", test_images)):
-            schema.write_table(features.transform(images).select("image_id", "run_id", "tags", "labelled", "features"),
+            tables.write_table(features.transform(images).select("image_id", "run_id", "tags", "labelled", "features"),
                                Path(tmp, name + "_features").as_uri(), 32)
         train = spark.read.parquet(Path(tmp, "train_features").as_uri()).filter("features is not null")
         test = spark.read.parquet(Path(tmp, "test_features").as_uri()).filter("features is not null")

@@ -59,6 +59,7 @@ def main():
     from xray_spark.bof.pyramid import assign_words, spatial_pyramid
     from xray_spark.bof.stages import PatchDescriptors, SpatialPyramid, VisualDictionaryModel
     from xray_spark.config import load_config
+    from xray_spark.io import tables
     from xray_spark.spark import build_session
 
     rng = np.random.default_rng(1)
@@ -83,7 +84,7 @@ def main():
     spark = build_session(config, "bench-bof-features")
     with tempfile.TemporaryDirectory(prefix="bench-bof-") as tmp:
         url = Path(tmp, "images").as_uri()
-        schema.write_table(spark.range(0, N, numPartitions=8).mapInArrow(_images, schema.spark_schema()), url, 8)
+        tables.write_table(spark.range(0, N, numPartitions=8).mapInArrow(_images, schema.spark_schema()), url, 8)
         dictionary = VisualDictionaryModel()
         dictionary.set_arrays({"centres": centres})
         model = PipelineModel([PatchDescriptors(patchesPerImage=PATCHES, scales=SCALES, descriptorSize=DESCRIPTOR),

@@ -5,7 +5,7 @@ Training and test images come from the generator with seeds 11 and 12 (the test 
 ``bench_bof_accuracy``: same seed, size and runs, so the two mAPs compare on the same images).
 ``train_cnn`` trains with Horovod (2 ranks on a two-executor local-cluster) on a split by run of
 the training images; ``predict`` scores the test set on the executors; AP per tag comes from
-``evaluate.evaluate``. Baseline: the mAP of random scores (the mean positive rate of the tags).
+``metrics.evaluate``. Baseline: the mAP of random scores (the mean positive rate of the tags).
 The table in the paper's Table I shape goes to ``bench/results/cnn_map_top17.md``.
 
 ``python -m bench.bench_cnn_accuracy [TRAIN_URL TEST_URL]`` reuses existing images tables.
@@ -25,10 +25,11 @@ CNN = ["cnn.preset=cpu", "cnn.epochs=30", "cnn.learning_rate=0.02", "cnn.tag_set
 
 
 def main(train_url: str | None = None, test_url: str | None = None):
-    from xray_spark import evaluate, schema
-    from xray_spark.cnn import train
+    from xray_spark import metrics
+    from xray_spark.cnn import training
     from xray_spark.config import load_config
-    from xray_spark.predict import predict
+    from xray_spark.io import tables
+    from xray_spark.labelling.scoring import predict
     from xray_spark.spark import build_session
 
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
@@ -41,17 +42,17 @@ def main(train_url: str | None = None, test_url: str | None = None):
             from xray_spark.simulate import generate_images
 
             train_url, test_url = Path(tmp, "train").as_uri(), Path(tmp, "test").as_uri()
-            schema.write_table(generate_images(spark, config, n_images=N_TRAIN, seed=SEED_TRAIN), train_url, 32)
-            schema.write_table(generate_images(spark, config, n_images=N_TEST, seed=SEED_TEST), test_url, 32)
+            tables.write_table(generate_images(spark, config, n_images=N_TRAIN, seed=SEED_TRAIN), train_url, 32)
+            tables.write_table(generate_images(spark, config, n_images=N_TEST, seed=SEED_TEST), test_url, 32)
         started = time.monotonic()
-        ranks = train.train(spark, config, train_url, fresh=True)
+        ranks = training.train(spark, config, train_url, fresh=True)
         wall = time.monotonic() - started
         manifest = ranks[0]["manifest"]
-        result = predict(spark, config, str(train.model_directory(config)), test_url, Path(tmp, "predictions").as_uri())
+        result = predict(spark, str(config.paths.local("models", config.cnn.model_name)), test_url, Path(tmp, "predictions").as_uri())
         spark.stop()
-    results: evaluate.Results = result["evaluation"]
-    results = evaluate.Results(**{**results.__dict__, "method": "CNN (cpu preset)", "label_set": "top17"})
-    (RESULTS / "cnn_map_top17.md").write_text(evaluate.results_table([results]))
+    results: metrics.Results = result["evaluation"]
+    results = metrics.Results(**{**results.__dict__, "method": "CNN (cpu preset)", "label_set": "top17"})
+    (RESULTS / "cnn_map_top17.md").write_text(metrics.results_table([results]))
     chance = float(np.mean([p / results.n_images for p in results.positives if p]))
     training = manifest["training"]
     record("cnn_map_top17", figure=lambda: results.mean_ap, baseline=lambda: chance, unit="mAP", repeats=1,

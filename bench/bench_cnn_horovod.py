@@ -19,9 +19,9 @@ N, SIZE, EPOCHS = 3072, 256, 3
 
 
 def main():
-    from xray_spark import schema
-    from xray_spark.cnn import train
+    from xray_spark.cnn import training
     from xray_spark.config import load_config
+    from xray_spark.io import tables
     from xray_spark.spark import build_session
 
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
@@ -31,11 +31,11 @@ def main():
     spark = build_session(load_config(None, base), "bench-cnn-horovod")
     with tempfile.TemporaryDirectory(prefix="bench-cnn-horovod-") as tmp:
         url = Path(tmp, "images").as_uri()
-        schema.write_table(random_images(spark, N, SIZE, runs=8), url, 32)
+        tables.write_table(random_images(spark, N, SIZE, runs=8), url, 32)
 
         def rate(ranks: int):
             config = load_config(None, [*base, f"paths.root={tmp}/r{ranks}", f"horovod.num_proc={ranks}"])
-            history = train.train(spark, config, url, fresh=True)[0]["history"]
+            history = training.train(spark, config, url, fresh=True)[0]["history"]
             return statistics.median(e["images_per_s"] for e in history[1:])
 
         result = record("cnn_horovod_scaling", figure=lambda: rate(2), baseline=lambda: rate(1),

@@ -85,10 +85,10 @@ def per_core(config, images, fn):
 
 
 def main():
-    from xray_spark import schema
     from xray_spark.config import load_config
+    from xray_spark.io import tables
     from xray_spark.simulate import generate_images, make_image
-    from xray_spark.simulate.generate import config_fingerprint
+    from xray_spark.simulate.synthetic_images import config_fingerprint
     from xray_spark.spark import build_session
 
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
@@ -125,7 +125,7 @@ def main():
 
         def end_to_end():
             start, cpu_start = time.perf_counter(), tree_cpu_seconds()
-            schema.write_table(generate_images(spark, config, n_images=n_spark, seed=1), url,
+            tables.write_table(generate_images(spark, config, n_images=n_spark, seed=1), url,
                                row_group_size_mb=config.tables.row_group_size_mb)
             cpu_ms.append(1e3 * (tree_cpu_seconds() - cpu_start) / n_spark)
             return n_spark / (time.perf_counter() - start)
@@ -141,7 +141,7 @@ def main():
                         unit="images/s", repeats=3,
                         sizes={"images": n_spark, "image_size": 256, "cores": cores},
                         target="100,000 images in < 10 min on 2 cores (>= 167 images/s)",
-                        notes="wall-clock, both: generate_images + schema.write_table (zstd Parquet) on local Spark "
+                        notes="wall-clock, both: generate_images + tables.write_table (zstd Parquet) on local Spark "
                               "with all cores, against the single-core make_image loop in the driver (no Spark, no "
                               "writing); the ratio is the parallel speed-up net of Spark's overheads")
         size = sum(f.stat().st_size for f in Path(tmp, "images").rglob("*.parquet"))

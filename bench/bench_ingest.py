@@ -51,7 +51,7 @@ GEOMETRY = {"distance_m": 2.0, "wavelength_m": 1e-10, "pixel1_m": 172e-6, "pixel
 def write_archive(root: Path, start: int, count: int, run_name: str | None = None) -> int:
     """Files ``start..start+count`` of the archive (in run ``run_name``, default spread over
     ``RUNS`` runs); returns the number of frames written."""
-    from xray_spark.io import writers
+    from xray_spark.io import detector_writers
 
     frames = 0
     pool = np.random.default_rng(0).poisson(20, (POOL, *SHAPE)).astype(np.uint32)
@@ -63,13 +63,13 @@ def write_archive(root: Path, start: int, count: int, run_name: str | None = Non
         data = pool[[(i + j) % POOL for j in range(n)]]
         data[:, 0, :8] = np.frombuffer(np.int64(i).tobytes(), np.uint8)   # every file distinct
         if fmt == "cbf":
-            writers.write_cbf(str(run / f"f{i:05d}.cbf"), data[0], GEOMETRY)
+            detector_writers.write_cbf(str(run / f"f{i:05d}.cbf"), data[0], GEOMETRY)
         elif fmt == "edf":
-            writers.write_edf(str(run / f"f{i:05d}.edf"), list(data), GEOMETRY)
+            detector_writers.write_edf(str(run / f"f{i:05d}.edf"), list(data), GEOMETRY)
         elif fmt == "tif":
-            writers.write_tiff(str(run / f"f{i:05d}.tif"), list(data), GEOMETRY)
+            detector_writers.write_tiff(str(run / f"f{i:05d}.tif"), list(data), GEOMETRY)
         else:
-            writers.write_eiger(str(run / f"f{i:05d}_master.h5"), data, GEOMETRY)
+            detector_writers.write_eiger(str(run / f"f{i:05d}_master.h5"), data, GEOMETRY)
         frames += n
     return frames
 
@@ -111,7 +111,7 @@ def one_process(root: str, units: list[dict], config, table: str | None) -> int:
     Returns the number of frames that became images."""
     from types import SimpleNamespace
 
-    from xray_spark.ingest import settings_of
+    from xray_spark.io.ingestion import settings_of
     from xray_spark.io.rows import file_rows
     from xray_spark.io.staging import write_task
 
@@ -125,15 +125,15 @@ def one_process(root: str, units: list[dict], config, table: str | None) -> int:
 
 def _import_readers():
     """Pool initializer: the readers' imports, outside the timing (the Spark side is warmed too)."""
-    import xray_spark.ingest  # noqa: F401
+    import xray_spark.io.ingestion  # noqa: F401
     import xray_spark.io.rows  # noqa: F401
 
 
 def throughput(spark, tmp: str, name: str, n_files: int, repeats: int) -> dict:
     """``ingest`` against the same work in one process on an archive of ``n_files`` files (see docstring)."""
     from xray_spark.config import load_config
-    from xray_spark.ingest import ingest
     from xray_spark.io.archive import discover
+    from xray_spark.io.ingestion import ingest
 
     root = Path(tmp, name)
     frames = write_archive(root, 0, n_files)
@@ -197,7 +197,7 @@ def throughput(spark, tmp: str, name: str, n_files: int, repeats: int) -> dict:
 
 def main():
     from xray_spark.config import load_config
-    from xray_spark.ingest import ingest
+    from xray_spark.io.ingestion import ingest
     from xray_spark.spark import build_session
 
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])

@@ -1,6 +1,6 @@
 """Images table -> tf.data through Petastorm, against the same tensors from memory.
 
-Figure: images/s delivered by ``schema.tf_dataset`` (batched 64) from a Parquet `images` table
+Figure: images/s delivered by ``tf_dataset`` (batched 64) from a Parquet `images` table
 written by Spark. Baseline: images/s of ``tf.data.Dataset.from_tensor_slices`` over the same
 arrays already in memory: the ceiling any reader could reach.
 """
@@ -18,14 +18,14 @@ N, SIZE = 1024, 256
 def main():
     import tensorflow as tf
 
-    from xray_spark import schema
+    from xray_spark.cnn.data import tf_dataset
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         url = Path(tmp, "images").as_uri()
         write_random_images(url, N, SIZE, "bench-table-read")
 
         def from_table():
-            with schema.tf_dataset(url, ["Thin film"]) as ds:
+            with tf_dataset(url, ["Thin film"]) as ds:
                 return sum(int(x.shape[0]) for x, _ in ds.batch(64).prefetch(2))
 
         arrays = np.random.default_rng(0).random((N, SIZE, SIZE, 1), dtype=np.float32)

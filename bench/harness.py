@@ -110,15 +110,15 @@ def random_images(spark, n: int, size: int, *, runs: int = 4, partitions: int = 
 def write_random_images(url: str, n: int, size: int, job: str):
     """Write ``random_images`` as an images table at ``url`` with local Spark, and stop Spark so
     that what the benchmark then measures has the machine to itself. Returns the configuration."""
-    from xray_spark import schema
     from xray_spark.config import load_config
+    from xray_spark.io import tables
     from xray_spark.spark import build_session
 
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # executors import bench.harness
     config = load_config(None, ["spark.ui=false", "progress.console=never"])
     spark = build_session(config, job)
     try:
-        schema.write_table(random_images(spark, n, size), url, row_group_size_mb=config.tables.row_group_size_mb)
+        tables.write_table(random_images(spark, n, size), url, row_group_size_mb=config.tables.row_group_size_mb)
     finally:
         spark.stop()
     return config

@@ -6,6 +6,7 @@ bright horizontal line when ``i % 3 == 0`` ("Horizon"); run ``run{i % 8}``.
 import numpy as np
 
 from xray_spark import schema
+from xray_spark.io import tables
 
 SIZE = 32
 TAGS = ["Ring: Isotropic", "Horizon"]
@@ -38,4 +39,4 @@ def ring_images(batches):
 
 def write_ring_table(spark, url: str, n: int, start: int = 0) -> str:
     df = spark.range(start, start + n, numPartitions=4).mapInArrow(ring_images, schema.spark_schema())
-    return schema.write_table(df, url, row_group_size_mb=1)
+    return tables.write_table(df, url, row_group_size_mb=1)

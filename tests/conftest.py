@@ -51,6 +51,7 @@ def pytest_collection_modifyitems(items):
 def killed_at_commit(monkeypatch):
     """A context manager: the ingest run inside it is killed as it writes its manifest (the commit
     record, written last), as a crash or an operator's Ctrl-C would."""
+    from xray_spark import schema
     from xray_spark.io import manifest as mf
 
     @contextlib.contextmanager
@@ -58,7 +59,7 @@ def killed_at_commit(monkeypatch):
         real_write = mf.write
 
         def write(frame, url, table, sort_by):
-            if table is mf.MANIFEST:
+            if table is schema.MANIFEST:
                 raise KeyboardInterrupt("killed")
             real_write(frame, url, table, sort_by)
 

@@ -13,7 +13,7 @@ from xray_spark.bof import descriptors as desc
 from xray_spark.bof.kmeans import lloyd_partials
 from xray_spark.bof.pyramid import assign_words, level_weights, pyramid_length, spatial_pyramid
 from xray_spark.bof.svm import chi2_distances, decision_scores, fit_tag
-from xray_spark.evaluate import average_precisions, evaluate, results_table, split_runs
+from xray_spark.metrics import average_precisions, evaluate, results_table, split_runs
 
 
 def _describe(image, mask, image_id="a", n=120, scales=(8, 16, 32)):

@@ -3,15 +3,15 @@ partition-independent bytes, k-means (own Lloyd and MLlib) recovering separated 
 whole Pipeline fitted, saved, loaded and scoring held-out images well above chance."""
 import numpy as np
 import pytest
+from bof_images import FEATURES, toy_frame, toy_image
 from pyspark.ml import Pipeline, PipelineModel
 
-from bof_images import FEATURES, toy_frame, toy_image
 from xray_spark import modeldir, schema, tags
 from xray_spark.bof import kmeans
-from xray_spark.bof.stages import PatchDescriptors, SpatialPyramid, VisualDictionary, VisualDictionaryModel
 from xray_spark.bof.scorer import write_model_dir
+from xray_spark.bof.stages import PatchDescriptors, SpatialPyramid, VisualDictionary, VisualDictionaryModel
 from xray_spark.bof.svm import ChiSquareSVMs
-from xray_spark.evaluate import evaluate
+from xray_spark.metrics import evaluate
 
 K = 16
 

@@ -140,7 +140,7 @@ def test_contrast_channel_standardises_each_image_over_its_valid_pixels():
 
 
 def test_training_progress_line_says_epochs_rate_validation_and_eta(tmp_path):
-    from xray_spark.cnn.train import _epoch_log, epoch_progress
+    from xray_spark.cnn.training import _epoch_log, epoch_progress
 
     log = tmp_path / "epochs.jsonl"
     assert epoch_progress(_epoch_log(log, 30), 30) == "0/30 epochs done (first epoch running)"

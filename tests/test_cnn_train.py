@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
 from cnn_tables import TAGS, ring_image, write_ring_table
 from conftest import CLUSTER
+
 from xray_spark import modeldir, schema
-from xray_spark.cnn import train
+from xray_spark.cnn import training
 from xray_spark.config import load_config
-from xray_spark.predict import predict
+from xray_spark.labelling.scoring import predict
 
 pytestmark = pytest.mark.horovod
 
@@ -30,8 +30,8 @@ def trained(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("cnn")
     config = load_config(None, [*CLUSTER, f"paths.root={root}", *TINY])
     images = write_ring_table(spark, (root / "images").as_uri(), 192)
-    first = train.train(spark, config, images, stop_after_epochs=1)
-    second = train.train(spark, config, images)
+    first = training.train(spark, config, images, stop_after_epochs=1)
+    second = training.train(spark, config, images)
     return config, images, first, second
 
 
@@ -62,10 +62,10 @@ def test_resume_continues_from_the_saved_step_without_lost_or_repeated_epochs(tr
 
 def test_training_split_is_by_run_and_frozen(trained):
     config, _, _, second = trained
-    plan = json.loads((train.model_directory(config) / "data" / "plan.json").read_text())
+    plan = json.loads((config.paths.local("models", config.cnn.model_name) / "data" / "plan.json").read_text())
     train_runs = set(pd.read_parquet(plan["train_url"][len("file://"):], columns=["run_id"]).run_id)
     assert len(plan["validation_runs"]) == 2 and not train_runs & set(plan["validation_runs"])
-    files = list((train.model_directory(config) / "data" / "train").glob("*.parquet"))
+    files = list((config.paths.local("models", config.cnn.model_name) / "data" / "train").glob("*.parquet"))
     assert sum(pq.ParquetFile(f).num_row_groups for f in files) >= 2  # one shard per rank at least
 
 
@@ -73,14 +73,14 @@ def test_predict_writes_the_table_idempotently_with_the_models_scores(spark, tra
     config, _, _, second = trained
     test_images = write_ring_table(spark, (tmp_path / "test").as_uri(), 48, start=1000)
     output = (tmp_path / "predictions").as_uri()
-    directory = str(train.model_directory(config))
-    result = predict(spark, config, directory, test_images, output)
+    directory = str(config.paths.local("models", config.cnn.model_name))
+    result = predict(spark, directory, test_images, output)
     assert result["rows"] == 48 and result["errors"] == 0
     first = pd.read_parquet(tmp_path / "predictions").sort_values("image_id").reset_index(drop=True)
     assert pq.read_schema(next((tmp_path / "predictions").glob("*.parquet"))).names == schema.PREDICTIONS.names
     assert first.model_id.unique().tolist() == [second[0]["manifest"]["model_id"]]
 
-    predict(spark, config, directory, test_images, output)  # rerun: replaced, not appended
+    predict(spark, directory, test_images, output)  # rerun: replaced, not appended
     again = pd.read_parquet(tmp_path / "predictions").sort_values("image_id").reset_index(drop=True)
     assert len(again) == 48 and again.image_id.is_unique
     np.testing.assert_allclose(np.stack(again.scores), np.stack(first.scores))

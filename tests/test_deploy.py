@@ -11,8 +11,8 @@ import yaml
 
 from xray_spark.config import ConfigError, load_config
 from xray_spark.deploy.docker import pins
-from xray_spark.deploy.job import TARGETS, render
 from xray_spark.deploy.recipes import quartz_cron, submissions
+from xray_spark.deploy.rendering import TARGETS, render
 from xray_spark.deploy.targets import AIRFLOW_NIGHT, DATABRICKS_NIGHT, SUBMIT_NIGHT
 
 ROOT = Path(__file__).resolve().parents[1]

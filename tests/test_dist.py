@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from test_deploy import submit_line
 
 ROOT = Path(__file__).resolve().parents[1]

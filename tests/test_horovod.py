@@ -1,7 +1,7 @@
 """A real Horovod allreduce across two processes started by horovod.spark.run on two executors."""
 import pytest
 
-from xray_spark.doctor import _allreduce
+from xray_spark.jobs.doctor import _allreduce
 
 
 @pytest.mark.horovod

@@ -8,15 +8,14 @@ import time
 import numpy as np
 import pytest
 import tifffile
+from conftest import CLUSTER
 
 from xray_spark import schema, tags
 from xray_spark.config import load_config
-from xray_spark.ingest import ingest
+from xray_spark.io import detector_writers
 from xray_spark.io import manifest as mf
-from xray_spark.io import writers
+from xray_spark.io.ingestion import ingest
 from xray_spark.io.rows import image_id
-
-from conftest import CLUSTER
 
 GEOMETRY = {"distance_m": 2.5, "wavelength_m": 1.2e-10, "pixel1_m": 172e-6, "pixel2_m": 172e-6,
             "beam_center_row_px": 30.0, "beam_center_col_px": 20.5}
@@ -32,25 +31,25 @@ def setup(tmp_path):
     good, bad, side = root / "bt1" / "run1", root / "bt1" / "run2", root / "bt2" / "run3"
     for d in (good, bad, side):
         d.mkdir(parents=True)
-    writers.write_edf(str(good / "a.edf"), frames(2, 1), GEOMETRY)
-    writers.write_cbf(str(good / "b.cbf"), frames(1, 2)[0], GEOMETRY)
-    writers.write_tiff(str(good / "c.tif"), frames(3, 3))
-    writers.write_eiger(str(good / "scan_master.h5"), frames(3, 4), GEOMETRY, frames_per_file=2)
+    detector_writers.write_edf(str(good / "a.edf"), frames(2, 1), GEOMETRY)
+    detector_writers.write_cbf(str(good / "b.cbf"), frames(1, 2)[0], GEOMETRY)
+    detector_writers.write_tiff(str(good / "c.tif"), frames(3, 3))
+    detector_writers.write_eiger(str(good / "scan_master.h5"), frames(3, 4), GEOMETRY, frames_per_file=2)
     (good / "notes.txt").write_text("sample: P3HT film")          # not an input file
     (bad / "zero.cbf").write_bytes(b"")
-    writers.write_edf(str(bad / "cut.edf"), frames(1, 6))
+    detector_writers.write_edf(str(bad / "cut.edf"), frames(1, 6))
     blob = (bad / "cut.edf").read_bytes()
     (bad / "cut.edf").write_bytes(blob[: len(blob) // 2])
     tifffile.imwrite(bad / "wrong.cbf", frames(1)[0])
     outside = tmp_path / "private.tif"
-    writers.write_tiff(str(outside), frames(1))
+    detector_writers.write_tiff(str(outside), frames(1))
     (bad / "link.tif").symlink_to(outside)
     import h5py
     with h5py.File(bad / "nodata.h5", "w") as h5:
         h5["entry/other"] = np.zeros((4, 4))
-    writers.write_edf(str(bad / "nan.edf"), [np.full((48, 40), np.nan, np.float32)])
+    detector_writers.write_edf(str(bad / "nan.edf"), [np.full((48, 40), np.nan, np.float32)])
     (side / "run.yaml").write_text("distance_m: far\n")
-    writers.write_tiff(str(side / "d.tif"), frames(1, 5))
+    detector_writers.write_tiff(str(side / "d.tif"), frames(1, 5))
     labels = tmp_path / "labels.csv"
     labels.write_text("path,tags\nbt1/run1/a.edf#1,GISAXS;Thin film\nbt1/run1/b.cbf,Ring: Isotropic\n"
                       "bt1/run1/gone.tif,Polymer\n")
@@ -66,15 +65,15 @@ def images(spark, config):
     return {r["image_id"]: r for r in rows}
 
 
-def tables(spark, config):
-    return (images(spark, config), mf.read(config.paths.url("manifest"), mf.MANIFEST).set_index("path"),
-            mf.read(config.paths.url("quarantine"), mf.QUARANTINE))
+def table_state(spark, config):
+    return (images(spark, config), mf.read(config.paths.url("manifest"), schema.MANIFEST).set_index("path"),
+            mf.read(config.paths.url("quarantine"), schema.QUARANTINE))
 
 
 def test_every_file_is_imaged_or_quarantined_then_only_changes_are_read(spark, setup):
     config, root, labels = setup
     first = ingest(spark, config, labels_path=str(labels))
-    imgs, manifest, quarantine = tables(spark, config)
+    imgs, manifest, quarantine = table_state(spark, config)
     assert (first.files, first.read, first.written) == (11, 9, 9)
     assert (first.quarantined_files, first.quarantined_frames, first.labels_unmatched) == (7, 1, 1)
     by_path = {json.loads(r["provenance"])["path"] for r in imgs.values()}
@@ -99,14 +98,14 @@ def test_every_file_is_imaged_or_quarantined_then_only_changes_are_read(spark, s
     assert (again.read, again.unchanged, again.written) == (0, 11, 0)
 
     time.sleep(0.01)
-    writers.write_cbf(str(root / "bt1/run1/b.cbf"), frames(1, 9)[0] + 7, GEOMETRY)   # changed
-    writers.write_edf(str(root / "bt1/run2/e.edf"), frames(2, 8))                     # new
+    detector_writers.write_cbf(str(root / "bt1/run1/b.cbf"), frames(1, 9)[0] + 7, GEOMETRY)   # changed
+    detector_writers.write_edf(str(root / "bt1/run2/e.edf"), frames(2, 8))                     # new
     os.remove(root / "bt1/run1/c.tif")                                                # deleted
     (root / "bt2/run3/run.yaml").write_text("distance_m: 3.0\n")                     # sidecar fixed
     third = ingest(spark, config)
     assert third.paths == ("bt1/run1/b.cbf", "bt1/run2/e.edf", "bt2/run3/d.tif")      # quarantined unchanged: not retried
     assert (third.deleted, third.written) == (1, 4)
-    imgs3, manifest3, quarantine3 = tables(spark, config)
+    imgs3, manifest3, quarantine3 = table_state(spark, config)
     assert len(imgs3) == 9 + 2 + 1 == len(set(imgs3))            # b replaced, not duplicated; c's images kept
     assert manifest3.loc["bt1/run1/c.tif", "status"] == "deleted"
     assert manifest3.loc["bt1/run1/b.cbf", "checksum"] != manifest.loc["bt1/run1/b.cbf", "checksum"]
@@ -118,7 +117,7 @@ def test_every_file_is_imaged_or_quarantined_then_only_changes_are_read(spark, s
 def test_a_run_killed_before_its_commit_is_exactly_once_when_run_again(spark, setup, killed_at_commit):
     config, root, _ = setup
     ingest(spark, config, only=["bt1/run1/a.edf"])
-    writers.write_tiff(str(root / "bt1/run1/new.tif"), frames(2, 11))
+    detector_writers.write_tiff(str(root / "bt1/run1/new.tif"), frames(2, 11))
     with killed_at_commit():
         ingest(spark, config, only=["bt1/run1/a.edf", "bt1/run1/new.tif"])
     rerun = ingest(spark, config, only=["bt1/run1/a.edf", "bt1/run1/new.tif"])

@@ -11,20 +11,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from petastorm import make_batch_reader          # schema.tf_dataset's reader
+from conftest import CLUSTER
+from petastorm import make_batch_reader  # tf_dataset's reader
 from pyarrow import fs as pafs
+from test_ingest import GEOMETRY, frames
 
 from xray_spark import schema
 from xray_spark.config import load_config
-from xray_spark.ingest import ingest, settings_of
+from xray_spark.io import detector_writers, staging, tables
 from xray_spark.io import partitions as parts
-from xray_spark.io import staging
-from xray_spark.io import writers
 from xray_spark.io.archive import discover
+from xray_spark.io.ingestion import ingest, settings_of
 from xray_spark.io.rows import file_rows
-
-from conftest import CLUSTER
-from test_ingest import GEOMETRY, frames
 
 RUN = "run 1:a%b"      # a run name Spark escapes in its directory name
 
@@ -39,9 +37,9 @@ def archive(tmp_path):
     run, other = root / "bt1" / RUN, root / "bt1" / "run2"
     run.mkdir(parents=True)
     other.mkdir(parents=True)
-    writers.write_edf(str(run / "a.edf"), frames(3, 1), GEOMETRY)
-    writers.write_cbf(str(run / "b.cbf"), frames(1, 2)[0], GEOMETRY)
-    writers.write_eiger(str(other / "scan_master.h5"), frames(2, 3), GEOMETRY, frames_per_file=1)
+    detector_writers.write_edf(str(run / "a.edf"), frames(3, 1), GEOMETRY)
+    detector_writers.write_cbf(str(run / "b.cbf"), frames(1, 2)[0], GEOMETRY)
+    detector_writers.write_eiger(str(other / "scan_master.h5"), frames(2, 3), GEOMETRY, frames_per_file=1)
     config = load_config(None, CLUSTER + [f"paths.root={tmp_path / 'data'}", f"ingest.archive={root}",
                                           "tables.image_size=32", "spark.arrow_batch_rows=2"])
     return config, root
@@ -71,7 +69,7 @@ def test_the_table_the_tasks_write_reads_as_spark_writes_it_in_spark_and_petasto
     assert rows == [{k: r[k] for k in schema.IMAGES.names} for r in expected]     # what the loop makes
     # the same rows written by Spark: same partition directories (Spark's escaping), same rows
     spark_url = config.paths.url("images") + "_spark"
-    schema.write_table(spark.read.schema(schema.spark_schema()).parquet(url), spark_url, partition_by=parts.KEYS)
+    tables.write_table(spark.read.schema(schema.spark_schema()).parquet(url), spark_url, partition_by=parts.KEYS)
     dirs = {str(p.relative_to(local(url))) for p in local(url).glob("*/*")}
     assert dirs == {str(p.relative_to(local(spark_url))) for p in local(spark_url).glob("*/*")}
     assert "beamtime=bt1/run_id=run 1%3Aa%25b" in dirs
@@ -147,7 +145,7 @@ def test_a_new_file_in_an_existing_run_is_added_without_rewriting_the_runs_files
     config, root = archive
     ingest(spark, config)
     before = table_files(config)
-    writers.write_tiff(str(root / "bt1" / RUN / "c.tif"), frames(2, 7))
+    detector_writers.write_tiff(str(root / "bt1" / RUN / "c.tif"), frames(2, 7))
     result = ingest(spark, config)
     assert result.paths == ("bt1/" + RUN + "/c.tif",) and result.written == 2
     after = table_files(config)
@@ -162,20 +160,20 @@ def test_a_run_killed_after_adding_files_is_exactly_once_when_run_again(spark, a
     url = config.paths.url("images")
     ingest(spark, config)
     run = root / "bt1" / RUN
-    writers.write_tiff(str(run / "c.tif"), frames(2, 7))
+    detector_writers.write_tiff(str(run / "c.tif"), frames(2, 7))
     with killed_at_commit():
         ingest(spark, config)
     assert len(image_rows(spark, url)) == 8                           # c.tif's images are in, uncommitted
     assert os.path.exists(local(parts.journal_url(url)))
     for i in range(3):                                                 # more files by the rerun: other tasks
-        writers.write_tiff(str(run / f"d{i}.tif"), frames(1, 20 + i))
+        detector_writers.write_tiff(str(run / f"d{i}.tif"), frames(1, 20 + i))
     rerun = ingest(spark, config)
     assert rerun.read == 4 and rerun.written == 5
     rows = image_rows(spark, url)
     assert len(rows) == len({r["image_id"] for r in rows}) == 11
     assert not os.path.exists(local(parts.journal_url(url)))
 
-    writers.write_tiff(str(run / "e.tif"), frames(1, 30))             # killed after the commit
+    detector_writers.write_tiff(str(run / "e.tif"), frames(1, 30))             # killed after the commit
     monkeypatch.setattr(parts, "drop_journal", lambda url_: (_ for _ in ()).throw(KeyboardInterrupt("killed")))
     with pytest.raises(KeyboardInterrupt):
         ingest(spark, config)
@@ -188,7 +186,7 @@ def test_a_run_killed_after_adding_files_is_exactly_once_when_run_again(spark, a
 
 @pytest.mark.parametrize("files, cores, per_core, tasks", [(96, 2, 4, 8), (10, 2, 4, 3), (1, 2, 4, 1), (0, 2, 4, 1)])
 def test_read_tasks_cover_every_file_once_in_path_order_slices_largest_first(files, cores, per_core, tasks):
-    from xray_spark.ingest import read_tasks
+    from xray_spark.io.ingestion import read_tasks
 
     work = [{"path": f"bt/run{i // 24}/f{i:03d}", "size": 1000 * (1 + i // 24)} for i in range(files)]
     planned = read_tasks(work, cores, per_core)

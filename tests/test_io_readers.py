@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
+from xray_spark.io import detector_writers
 from xray_spark.io import geometry as geom
-from xray_spark.io import writers
 from xray_spark.io.archive import discover
-from xray_spark.io.labels import LabelsError, read_labels
+from xray_spark.io.expert_labels import LabelsError, read_labels
 from xray_spark.io.readers import UnreadableFile, open_detector_file
 from xray_spark.io.rows import file_rows, image_id
 
@@ -30,10 +30,10 @@ def read_all(path):
 def test_each_format_gives_every_frame_and_its_header_geometry(tmp_path, fmt):
     data = frames(1 if fmt == "cbf" else 3)
     path = tmp_path / ("x_master.h5" if fmt == "eiger" else f"x.{fmt}")
-    {"edf": lambda: writers.write_edf(str(path), data, GEOMETRY),
-     "cbf": lambda: writers.write_cbf(str(path), data[0], GEOMETRY, detector="PILATUS 1M"),
-     "tif": lambda: writers.write_tiff(str(path), data, GEOMETRY),
-     "eiger": lambda: writers.write_eiger(str(path), data, GEOMETRY, frames_per_file=2)}[fmt]()
+    {"edf": lambda: detector_writers.write_edf(str(path), data, GEOMETRY),
+     "cbf": lambda: detector_writers.write_cbf(str(path), data[0], GEOMETRY, detector="PILATUS 1M"),
+     "tif": lambda: detector_writers.write_tiff(str(path), data, GEOMETRY),
+     "eiger": lambda: detector_writers.write_eiger(str(path), data, GEOMETRY, frames_per_file=2)}[fmt]()
     f, got = read_all(path)
     assert f.n_frames == len(data)
     for a, b in zip(got, data):
@@ -47,7 +47,7 @@ def test_each_format_gives_every_frame_and_its_header_geometry(tmp_path, fmt):
 def test_eiger_pixel_mask_is_read_with_true_meaning_bad(tmp_path):
     mask = np.zeros((48, 40), bool)
     mask[:, 10] = True
-    writers.write_eiger(str(tmp_path / "m_master.h5"), frames(2), pixel_mask=mask)
+    detector_writers.write_eiger(str(tmp_path / "m_master.h5"), frames(2), pixel_mask=mask)
     f, _ = read_all(tmp_path / "m_master.h5")
     np.testing.assert_array_equal(f.pixel_mask, mask)
 
@@ -80,14 +80,14 @@ def test_bad_files_fail_with_reason_and_message_naming_the_file(tmp_path, case, 
         path.write_text("hello")
     elif case in ("cut.edf", "cut.tif"):
         full = tmp_path / ("full" + path.suffix)
-        (writers.write_edf if path.suffix == ".edf" else writers.write_tiff)(str(full), frames(2))
+        (detector_writers.write_edf if path.suffix == ".edf" else detector_writers.write_tiff)(str(full), frames(2))
         blob = full.read_bytes()
         path.write_bytes(blob[: len(blob) * 2 // 3])
     elif case == "nodata.h5":
         with h5py.File(path, "w") as h5:
             h5["entry/other/thing"] = np.zeros((4, 4))
     elif case == "lost_master.h5":
-        written = writers.write_eiger(str(path), frames(4), frames_per_file=2)
+        written = detector_writers.write_eiger(str(path), frames(4), frames_per_file=2)
         os.remove(written[2])
     else:
         tifffile.imwrite(path, np.zeros((16, 16, 3), np.uint8), photometric="rgb")
@@ -163,7 +163,7 @@ def test_nan_and_negative_pixels_are_masked_and_a_mostly_invalid_frame_is_quaran
     good = frames(1)[0].astype(np.float32)
     good[:5, :5] = np.nan
     good[10, 10] = -2                                  # Pilatus marks bad pixels negative
-    writers.write_edf(str(tmp_path / "n.edf"), [good, np.full((48, 40), np.nan, np.float32)])
+    detector_writers.write_edf(str(tmp_path / "n.edf"), [good, np.full((48, 40), np.nan, np.float32)])
     rows = list(file_rows(unit_of(tmp_path / "n.edf"), SETTINGS))
     image, quarantined, file_row = rows
     assert image["kind"] == "image" and json.loads(image["provenance"])["bad_pixels"] == 26
@@ -174,8 +174,8 @@ def test_nan_and_negative_pixels_are_masked_and_a_mostly_invalid_frame_is_quaran
 
 
 def test_unexpected_shapes_are_quarantined(tmp_path):
-    writers.write_edf(str(tmp_path / "tiny.edf"), [np.ones((8, 40), np.float32)])
-    writers.write_edf(str(tmp_path / "odd.edf"), [np.ones((64, 64), np.float32)])
+    detector_writers.write_edf(str(tmp_path / "tiny.edf"), [np.ones((8, 40), np.float32)])
+    detector_writers.write_edf(str(tmp_path / "odd.edf"), [np.ones((64, 64), np.float32)])
     tiny = list(file_rows(unit_of(tmp_path / "tiny.edf"), SETTINGS))[0]
     odd = list(file_rows(unit_of(tmp_path / "odd.edf", {"detector": "Pilatus1M"}), SETTINGS))[0]
     assert tiny["reason"] == "bad_shape" and "smaller than ingest.min_side = 16" in tiny["error"]
@@ -196,13 +196,13 @@ def test_discovery_refuses_links_and_outside_paths_groups_eiger_and_ignores_side
     root, run = tmp_path / "archive", tmp_path / "archive" / "bt1" / "r1"
     run.mkdir(parents=True)
     outside = tmp_path / "secret.tif"
-    writers.write_tiff(str(outside), frames(1))
-    writers.write_eiger(str(run / "s_master.h5"), frames(3), frames_per_file=2)
-    writers.write_tiff(str(run / "a.tif"), frames(1))
+    detector_writers.write_tiff(str(outside), frames(1))
+    detector_writers.write_eiger(str(run / "s_master.h5"), frames(3), frames_per_file=2)
+    detector_writers.write_tiff(str(run / "a.tif"), frames(1))
     (run / "link.tif").symlink_to(outside)
     (run / "linkdir").symlink_to(tmp_path)
     (run / "run.yaml").write_text("distance_m: 2.0\n")
-    writers.write_tiff(str(root / "loose.tif"), frames(1))
+    detector_writers.write_tiff(str(root / "loose.tif"), frames(1))
     files, sidecars = discover(str(root), ["*.yaml"], "run.yaml")
     by = {f.path: f for f in files}
     assert sorted(by) == ["bt1/r1/a.tif", "bt1/r1/link.tif", "bt1/r1/linkdir", "bt1/r1/s_master.h5", "loose.tif"]
@@ -219,10 +219,10 @@ def test_discovery_refuses_links_and_outside_paths_groups_eiger_and_ignores_side
 def test_a_user_mask_named_by_the_sidecar_masks_its_pixels(tmp_path):
     mask = np.zeros((48, 40), np.uint8)
     mask[:, :4] = 1                                      # non-zero = bad
-    writers.write_edf(str(tmp_path / "beamstop_mask.edf"), [mask])
+    detector_writers.write_edf(str(tmp_path / "beamstop_mask.edf"), [mask])
     (tmp_path / "run.yaml").write_text("mask: beamstop_mask.edf\ndistance_m: 3.5\n")
     sidecar = geom.read_sidecar(str(tmp_path / "run.yaml"))
-    writers.write_edf(str(tmp_path / "f.edf"), frames(1))
+    detector_writers.write_edf(str(tmp_path / "f.edf"), frames(1))
     image = next(file_rows(unit_of(tmp_path / "f.edf", sidecar), SETTINGS))
     provenance = json.loads(image["provenance"])
     assert provenance["bad_pixels"] == 48 * 4 and provenance["masks"]["user_mask"].endswith("beamstop_mask.edf")

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLUSTER
 
 from xray_spark import modeldir, schema
 from xray_spark.config import load_config
-from xray_spark.io import writers
-from xray_spark.nightly import NIGHTLY, nightly, nightly_url, score_night
-
-from conftest import CLUSTER
+from xray_spark.io import detector_writers
+from xray_spark.labelling.night import nightly, score_night
 
 NIGHT = datetime.now(timezone.utc).date().isoformat()   # the manifest's ingestion date of tonight's files
 TAGS = ["Ring: Isotropic", "Horizon", "Thin film"]
@@ -42,8 +41,8 @@ def night_setup(tmp_path):
     root = tmp_path / "archive"
     run = root / "bt1" / "run1"
     run.mkdir(parents=True)
-    writers.write_edf(str(run / "a.edf"), frames(2, 1))
-    writers.write_tiff(str(run / "b.tif"), frames(1, 2))
+    detector_writers.write_edf(str(run / "a.edf"), frames(2, 1))
+    detector_writers.write_tiff(str(run / "b.tif"), frames(1, 2))
     (root / "bt1" / "run2").mkdir()
     (root / "bt1" / "run2" / "empty.cbf").write_bytes(b"")
     small_cnn(tmp_path / "data" / "models" / "cnn")
@@ -53,7 +52,7 @@ def night_setup(tmp_path):
 
 
 def predictions(spark, config):
-    rows = spark.read.schema(schema.spark_schema(NIGHTLY)).parquet(nightly_url(config)).collect()
+    rows = spark.read.schema(schema.spark_schema(schema.NIGHTLY)).parquet(config.paths.nightly_predictions()).collect()
     return sorted((r["image_id"], r["model_id"], r["night"]) for r in rows), rows
 
 
@@ -76,18 +75,18 @@ def test_nightly_labels_new_images_once_and_reports(spark, night_setup):
     assert again["labelled"] == {"cnn": 0} and predictions(spark, config)[0] == keys
     assert report.read_text() == page
 
-    writers.write_tiff(str(root / "bt1" / "run1" / "c.tif"), frames(2, 3))
-    from xray_spark.ingest import ingest
+    detector_writers.write_tiff(str(root / "bt1" / "run1" / "c.tif"), frames(2, 3))
+    from xray_spark.io.ingestion import ingest
     ingest(spark, config)                                       # killed after ingest, before labelling
     assert score_night(spark, config, "cnn", NIGHT) == 2       # the rerun finds exactly what is missing
     assert score_night(spark, config, "cnn", NIGHT) == 0
     keys2, _ = predictions(spark, config)
     assert len(keys2) == len(set(keys2)) == 5 and set(keys) < set(keys2)
-    assert os.path.isdir(nightly_url(config)[7:] + f"/night={NIGHT}")
+    assert os.path.isdir(config.paths.nightly_predictions()[7:] + f"/night={NIGHT}")
 
 
 def test_tag_fractions_keep_runs_whose_images_got_no_tag(spark):
-    from xray_spark.report.nightly import tag_fractions
+    from xray_spark.report.night_summary import tag_fractions
 
     rows = [("bt1", "run1", ["GISAXS"]), ("bt1", "run1", []), ("bt1", "run2", []), ("bt1", "run2", [])]
     frame = spark.createDataFrame(rows, "beamtime string, run_id string, tag_names array<string>")

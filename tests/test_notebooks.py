@@ -11,10 +11,9 @@ import pytest
 import tifffile
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-
-from xray_spark.io.labels import read_labels
-
 from test_deploy import ROOT
+
+from xray_spark.io.expert_labels import read_labels
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 LOCAL = ["spark.master=local[2]", "spark.driver_memory=2g", "spark.ui=false", "spark.shuffle_partitions=4",

@@ -15,20 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLUSTER
+from marccd_files import write_marccd
 
 from xray_spark.config import load_config
-from xray_spark.ingest import ingest, settings_of
 from xray_spark.io.archive import discover
 from xray_spark.io.geometry import pyfai_detector
+from xray_spark.io.ingestion import ingest, settings_of
 from xray_spark.io.readers import open_detector_file
 from xray_spark.io.rows import file_rows
 from xray_spark.preprocess import log_scale
-from xray_spark.simulate.geometry import Geometry
 from xray_spark.simulate.grazing import horizon_row
+from xray_spark.simulate.pixel_geometry import Geometry
 from xray_spark.simulate.scene import sample_scene
-
-from conftest import CLUSTER
-from marccd_files import write_marccd
 
 ROOT = Path(__file__).parent / "fixtures" / "real"
 CEO2 = "dioptas/ceo2_pilatus1m/CeO2_Pilatus1M.tif"
@@ -166,7 +165,7 @@ def test_the_real_archive_ingests_on_the_cluster_with_nothing_quarantined(spark,
 
 
 def test_real_frames_are_drawn_beside_synthetic_frames_of_their_kind(tmp_path):
-    from xray_spark.simulate import compare
+    from xray_spark.report import real_vs_synthetic as compare
 
     config = load_config(None, ["tables.image_size=64"])
     path, pairs = compare.compare(config, str(ROOT / "compare.yaml"), tmp_path / "real_vs_synthetic.png")
@@ -197,7 +196,7 @@ def rows_of(path):
 
 def test_a_comparison_spec_error_names_the_entry_and_the_field(tmp_path):
     from xray_spark.config import ConfigError
-    from xray_spark.simulate.compare import read_spec
+    from xray_spark.report.real_vs_synthetic import read_spec
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(f"frames:\n  - file: {ROOT / CEO2}\n    geometry: GISAXS\n    detector: Pilatus1M\n"

@@ -7,6 +7,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from xray_spark import schema, tags
+from xray_spark.cnn.data import tf_dataset
+from xray_spark.io import tables
 
 N = 24
 
@@ -31,13 +33,13 @@ def _frame(spark):
 
 def test_write_on_two_executors_rerun_replaces_and_tf_reads_back(spark, tmp_path):
     url = (tmp_path / "images").as_uri()
-    schema.write_table(_frame(spark), url, row_group_size_mb=1)
+    tables.write_table(_frame(spark), url, row_group_size_mb=1)
     first = pd.read_parquet(tmp_path / "images").sort_values("image_id").reset_index(drop=True)
     assert len(first) == N
     pids = {int(p.split('"executor_pid": ')[1].split(",")[0]) for p in first.provenance}
     assert len(pids) == 2, "rows must come from both executor processes"
 
-    schema.write_table(_frame(spark), url, row_group_size_mb=1)  # rerun: replace, never append
+    tables.write_table(_frame(spark), url, row_group_size_mb=1)  # rerun: replace, never append
     second = pd.read_parquet(tmp_path / "images").sort_values("image_id").reset_index(drop=True)
     assert len(second) == N and second.image_id.is_unique
     pd.testing.assert_frame_equal(first.drop(columns="provenance"), second.drop(columns="provenance"))
@@ -49,7 +51,7 @@ def test_write_on_two_executors_rerun_replaces_and_tf_reads_back(spark, tmp_path
     np.testing.assert_array_equal(images[5], np.random.default_rng(5).random((48, 40), dtype=np.float32))
     assert list(first.tags[1]) == list(tags.encode(["GISAXS", "Thin film"]))
 
-    with schema.tf_dataset(url, ["GISAXS", "TSAXS"], extra_fields=["frame"]) as ds:
+    with tf_dataset(url, ["GISAXS", "TSAXS"], extra_fields=["frame"]) as ds:
         seen = {}
         for image, labels, extra in ds:
             seen[int(extra["frame"])] = (image.numpy(), labels.numpy())
@@ -64,13 +66,13 @@ def test_write_on_two_executors_rerun_replaces_and_tf_reads_back(spark, tmp_path
 def test_row_groups_are_bounded_and_shards_split_them(spark, tmp_path):
     url = (tmp_path / "images").as_uri()
     big = spark.range(0, 160, numPartitions=1).mapInArrow(_images, schema.spark_schema())
-    schema.write_table(big, url, row_group_size_mb=1)
+    tables.write_table(big, url, row_group_size_mb=1)
     files = sorted((tmp_path / "images").glob("*.parquet"))
     row_groups = sum(pq.ParquetFile(f).num_row_groups for f in files)
     assert row_groups >= 2, "a 1 MB bound must split 160 rows of ~9.6 kB (1.5 MB) into several row groups"
     frames = []
     for shard in range(2):
-        with schema.tf_dataset(url, cur_shard=shard, shard_count=2, extra_fields=["frame"]) as ds:
+        with tf_dataset(url, cur_shard=shard, shard_count=2, extra_fields=["frame"]) as ds:
             frames.append({int(extra["frame"]) for _, _, extra in ds})
     assert frames[0] and frames[1] and not frames[0] & frames[1]
     assert frames[0] | frames[1] == set(range(160))
@@ -80,6 +82,6 @@ def test_interrupted_write_leftover_is_removed(spark, tmp_path):
     leftover = tmp_path / "images.tmp-deadbeef"
     leftover.mkdir()
     (leftover / "part-0.parquet").write_bytes(b"half")
-    schema.write_table(_frame(spark), (tmp_path / "images").as_uri())
+    tables.write_table(_frame(spark), (tmp_path / "images").as_uri())
     assert not leftover.exists()
     assert len(pd.read_parquet(tmp_path / "images")) == N

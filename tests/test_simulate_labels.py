@@ -3,15 +3,15 @@ import math
 
 import numpy as np
 import pytest
+from test_simulate_physics import scene
 
 from xray_spark.config import ConfigError, load_config
 from xray_spark.simulate.detectors import detector, inactive_fraction
-from xray_spark.simulate.generate import make_image
-from xray_spark.simulate.labels import visible_tags
 from xray_spark.simulate.materials import ring, spots
 from xray_spark.simulate.render import render
 from xray_spark.simulate.scene import sample_scene, validate
-from test_simulate_physics import scene
+from xray_spark.simulate.synthetic_images import make_image
+from xray_spark.simulate.visibility import visible_tags
 
 GRID = (256, 256)
 

@@ -7,10 +7,10 @@ import pytest
 
 from xray_spark.simulate import features as F
 from xray_spark.simulate.detectors import detector, inactive_fraction
-from xray_spark.simulate.geometry import Geometry, q_chi
 from xray_spark.simulate.grazing import exit_angle_of, exit_row, film_qz, fresnel_transmission, horizon_row
 from xray_spark.simulate.materials import ring
 from xray_spark.simulate.noise import poisson
+from xray_spark.simulate.pixel_geometry import Geometry, q_chi
 from xray_spark.simulate.render import render, scene_geometry, to_grid
 
 DEG = math.pi / 180

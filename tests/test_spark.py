@@ -30,7 +30,7 @@ def test_console_bar_only_on_a_terminal_or_in_a_notebook(monkeypatch):
 def test_stage_names_jobs_and_logs_progress(spark, caplog):
     config = load_config(None, ["progress.interval_s=0.2"])
     caplog.set_level(logging.INFO, logger="xray_spark.spark")
-    with stage(spark, "k-means iteration 7/20", config, group="test-kmeans"):
+    with stage(spark, "k-means iteration 7/20", config.progress.interval_s, group="test-kmeans"):
         n = spark.range(0, 8, numPartitions=8).mapInPandas(_slow, "id long").count()
         jobs = spark.sparkContext.statusTracker().getJobIdsForGroup("test-kmeans")
     assert n == 8 and jobs, "the jobs started inside the stage belong to its group"
@@ -56,7 +56,7 @@ def test_progress_counts_done_and_total_tasks(spark):
 def test_a_stage_with_its_own_progress_line_logs_that(spark, caplog):
     caplog.set_level(logging.INFO, logger="xray_spark.spark")
     config = load_config(None, ["progress.interval_s=0.1"])
-    with stage(spark, "training", config, progress=lambda: "3/30 epochs done"):
+    with stage(spark, "training", config.progress.interval_s, progress=lambda: "3/30 epochs done"):
         spark.range(0, 4, numPartitions=4).mapInPandas(_slow, "id long").count()
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training:")]
     assert lines and set(lines) == {"training: 3/30 epochs done"}

@@ -10,39 +10,28 @@ import argparse
 import importlib
 import sys
 
-import yaml
-
 from xray_spark import __version__
-from xray_spark.config import ConfigError, load_config, to_dict
+from xray_spark.config import ConfigError, load_config
+from xray_spark.jobs import JobError
 from xray_spark.logs import setup_logging
 
 # subcommand -> (module implementing add_arguments(parser) and run(config, args) -> exit code, help)
 JOBS = {
-    "doctor": ("xray_spark.doctor", "check that Python, Java, Spark, Petastorm, TensorFlow and Horovod work together"),
-    "config": ("xray_spark.cli", "print the effective configuration (defaults, file, --set) as YAML"),
-    "deploy": ("xray_spark.deploy.job", "render the deployment recipes (spark-submit, Kubernetes, Databricks, Airflow, Docker) from the configuration"),
-    "train_cnn": ("xray_spark.cnn.train", "train the AlexNet multi-label CNN with Horovod on Spark (resumes from its checkpoint)"),
-    "predict": ("xray_spark.predict", "score an images table with a model directory (CNN or bag of features) into predictions"),
-    "build_dictionary": ("xray_spark.bof.build_dictionary", "bag of features: k-means dictionary of patch descriptors of the training runs"),
-    "spm_features": ("xray_spark.bof.spm_features", "bag of features: spatial-pyramid features of every image (+ skipped table)"),
-    "train_svm": ("xray_spark.bof.train_svm", "bag of features: one chi-square SVM per label on the training runs"),
-    "evaluate": ("xray_spark.bof.evaluate", "bag of features: AP per label and mAP on the test runs (paper's Table I)"),
-    "ingest": ("xray_spark.ingest", "read new or changed files of a beamtime archive into the images table (quarantine the rest)"),
-    "nightly": ("xray_spark.nightly", "ingest what is new, label it with the configured models, write the night's HTML summary"),
-    "demo": ("xray_spark.demo", "the whole pipeline, small: generate, train, build an archive, nightly; prints the summary's path"),
-    "generate": ("xray_spark.simulate.job", "generate synthetic scattering images with visible-feature tags into the images table"),
-    "gallery": ("xray_spark.simulate.gallery", "write a PNG grid of sample images per tag (log scale) from an images table"),
+    "doctor": ("xray_spark.jobs.doctor", "check that Python, Java, Spark, Petastorm, TensorFlow and Horovod work together"),
+    "config": ("xray_spark.jobs.print_config", "print the effective configuration (defaults, file, --set) as YAML"),
+    "deploy": ("xray_spark.jobs.deploy_recipes", "render the deployment recipes (spark-submit, Kubernetes, Databricks, Airflow, Docker) from the configuration"),
+    "train_cnn": ("xray_spark.jobs.train_cnn", "train the AlexNet multi-label CNN with Horovod on Spark (resumes from its checkpoint)"),
+    "predict": ("xray_spark.jobs.predict", "score an images table with a model directory (CNN or bag of features) into predictions"),
+    "build_dictionary": ("xray_spark.jobs.build_dictionary", "bag of features: k-means dictionary of patch descriptors of the training runs"),
+    "spm_features": ("xray_spark.jobs.spm_features", "bag of features: spatial-pyramid features of every image (+ skipped table)"),
+    "train_svm": ("xray_spark.jobs.train_svm", "bag of features: one chi-square SVM per label on the training runs"),
+    "evaluate": ("xray_spark.jobs.evaluate", "bag of features: AP per label and mAP on the test runs (paper's Table I)"),
+    "ingest": ("xray_spark.jobs.ingest", "read new or changed files of a beamtime archive into the images table (quarantine the rest)"),
+    "nightly": ("xray_spark.jobs.nightly", "ingest what is new, label it with the configured models, write the night's HTML summary"),
+    "demo": ("xray_spark.jobs.demo", "the whole pipeline, small: generate, train, build an archive, nightly; prints the summary's path"),
+    "generate": ("xray_spark.jobs.generate", "generate synthetic scattering images with visible-feature tags into the images table"),
+    "gallery": ("xray_spark.jobs.gallery", "write a PNG grid of sample images per tag (log scale) from an images table"),
 }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """`config` takes no arguments of its own."""
-
-
-def run(config, args) -> int:
-    """`config`: print the effective configuration."""
-    print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         parser.exit(2, f"xray-spark: configuration error: {e}\n")
     setup_logging(config)
-    return importlib.import_module(JOBS[args.job][0]).run(config, args)
+    try:
+        return importlib.import_module(JOBS[args.job][0]).run(config, args)
+    except JobError as e:
+        print(f"xray-spark {args.job}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Callable
 import yaml
 
 from xray_spark.config_types import ConfigError, build, expand_env, merge, option, parse_override, to_dict
+from xray_spark.paths import PathsConfig
 
 __all__ = ["CONFIG_VERSION", "Config", "ConfigError", "load_config", "migrate", "parse_override", "to_dict"]
 
@@ -57,29 +58,6 @@ class ProgressConfig:
     interval_s: float = option(30.0, "seconds between progress lines (done/total tasks, rate, ETA)", min=0.1)
     console: str = option("auto", "Spark's console bar: auto (terminal or notebook only), always, never",
                         choices=["auto", "always", "never"])
-
-
-@dataclass
-class PathsConfig:
-    root: str = option("data", "root of all tables and models; relative paths are under the working directory")
-    images: str = option("images", "images table, relative to root unless absolute or a URL")
-    quarantine: str = option("quarantine", "files and frames that could not be read, with the reason")
-    manifest: str = option("manifest", "every archive file seen: path, size, mtime, checksum, status")
-    features: str = option("features", "spatial-pyramid feature table")
-    predictions: str = option("predictions", "per-tag scores and tags of labelled images")
-    models: str = option("models", "model and dictionary directories")
-    reports: str = option("reports", "HTML reports with PNG figures")
-    bof_skipped: str = option("bof_skipped", "images the bag of features could not describe, with the reason")
-
-    def url(self, name: str) -> str:
-        """Absolute URL of a table or directory by its field name (file:// for local paths)."""
-        value = getattr(self, name)
-        if "://" in value:
-            return value
-        path = Path(value) if os.path.isabs(value) else Path(self.root) / value
-        if "://" in self.root:
-            return f"{self.root.rstrip('/')}/{value}"
-        return path.resolve().as_uri()
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""The `images` table: its schema, the one writer (bounded row groups, atomic publish) and the
-one reader into tf.data through Petastorm.
+"""Every table's contract: the columns and types of the `images`, `predictions`, `nightly`,
+`features`, `descriptors`, `manifest` and `quarantine` tables, and the encoding of an image row.
+Writing lives in ``io.tables``; reading into tf.data in ``cnn.data``.
 
 The table is plain Parquet that Spark, pandas and Petastorm's ``make_batch_reader`` read without
 custom codecs: the image is raw little-endian float32 bytes with ``height`` and ``width`` beside
@@ -11,10 +12,8 @@ detector pixels (row, column) and may lie outside the frame.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import uuid
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -63,6 +62,36 @@ PREDICTIONS = pa.schema([
     pa.field("labels", pa.list_(pa.int8())),                 # true multi-hot over scored_tags; null if unlabelled
     pa.field("error", pa.string()),                          # why the image could not be scored, else null
 ])
+
+
+# The nightly predictions table (``<paths.predictions>/nightly``, partitioned by night): the
+# predictions of archive images with the beamtime and the file checksum they were scored for.
+NIGHTLY = pa.schema([*PREDICTIONS, pa.field("beamtime", pa.string()), pa.field("checksum", pa.string()),
+                     pa.field("night", pa.string())])
+NIGHTLY_KEYS = ("night",)
+
+# The `manifest` table: one row per archive file ever seen (see ``io.manifest``).
+MANIFEST = pa.schema([
+    pa.field("path", pa.string()), pa.field("beamtime", pa.string()), pa.field("run_id", pa.string()),
+    pa.field("size", pa.int64()), pa.field("mtime", pa.float64()), pa.field("setup", pa.string()),
+    pa.field("checksum", pa.string()), pa.field("status", pa.string()), pa.field("frames", pa.int64()),
+    pa.field("quarantined_frames", pa.int64()), pa.field("ingested_at", pa.string()),
+    pa.field("deleted_at", pa.string()),
+])
+# The `quarantine` table: what could not become an image, per file (frame null) or per frame.
+QUARANTINE = pa.schema([
+    pa.field("path", pa.string()), pa.field("beamtime", pa.string()), pa.field("run_id", pa.string()),
+    pa.field("frame", pa.int64()), pa.field("reason", pa.string()), pa.field("error", pa.string()),
+    pa.field("size", pa.int64()), pa.field("mtime", pa.float64()), pa.field("checksum", pa.string()),
+    pa.field("quarantined_at", pa.string()),
+])
+
+# The columns the bag of features' ``PatchDescriptors`` adds to an images batch.
+DESCRIPTORS = [pa.field("n_patches", pa.int32()), pa.field("descriptors", pa.binary()),
+               pa.field("patch_centres", pa.binary()), pa.field("skip_reason", pa.string())]
+# The `features` table (spm_features): one spatial pyramid per image, with the split by run.
+FEATURE_COLUMNS = ["image_id", "run_id", "frame", "source", "labelled", "tags", "tag_names", "split",
+                   "n_patches", "skip_reason", "features"]
 
 
 def spark_schema(schema: pa.Schema = IMAGES):
@@ -123,176 +152,7 @@ def records_to_arrow(records: list[dict], schema: pa.Schema = IMAGES) -> pa.Reco
     return pa.RecordBatch.from_pydict({k: v for k, v in columns.items() if v is not None}, schema=schema)
 
 
-# ---------------------------------------------------------------- writing
-
-def exists(fs, path: str) -> bool:
-    """Whether ``path`` (a file or directory) exists on the pyarrow FileSystem ``fs``."""
-    from pyarrow import fs as pafs
-
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
-
-
-def table_exists(url: str) -> bool:
-    return exists(*filesystem(url))
-
-
-def write_table(df, url: str, row_group_size_mb: int = 32, partition_by: Sequence[str] = ()) -> str:
-    """Write ``df`` as Parquet at ``url`` and publish it atomically; a rerun replaces, never appends.
-
-    The data is written to ``<url>.tmp-<uuid>`` and renamed into place once complete (rename is
-    atomic on HDFS and local file systems). A previous table at ``url`` is moved aside first and
-    deleted after the rename, so readers never see a half-written table and a crashed write
-    leaves only a ``.tmp-`` directory, which the next write removes. Row groups are bounded by
-    ``row_group_size_mb`` so readers can shard them across training workers.
-    """
-    tmp = _fresh_tmp(url)
-    writer = (df.write.mode("errorifexists")
-              .option("parquet.block.size", str(row_group_size_mb * 1024 * 1024))
-              # parquet-mr checks a row group's size only every 100 rows by default: far too
-              # late for rows of one image each (0.3-16 MB), so check after every row.
-              .option("parquet.block.size.row.check.min", "1")
-              .option("compression", "zstd"))
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
-    writer.parquet(tmp)
-    return _publish(tmp, url)
-
-
-def write_arrow(table: pa.Table, url: str) -> str:
-    """Write a small Arrow table (metadata: the manifest, the quarantine) from the driver as one
-    Parquet file at ``url``, published as ``write_table`` publishes; no Spark job, which would
-    cost more than the writing itself."""
-    import pyarrow.parquet as pq
-
-    tmp = _fresh_tmp(url)
-    fs, path = filesystem(tmp)
-    fs.create_dir(path, recursive=True)
-    pq.write_table(table, f"{path}/part-00000.zstd.parquet", filesystem=fs, compression="zstd")
-    return _publish(tmp, url)
-
-
-def read_arrow(url: str, table: pa.Schema) -> pa.Table:
-    """A small table written by ``write_arrow`` or ``write_table`` (unpartitioned), read on the driver."""
-    import pyarrow.parquet as pq
-
-    fs, path = filesystem(url)
-    return pq.read_table(path, filesystem=fs, schema=table)
-
-
-def _fresh_tmp(url: str) -> str:
-    """A new ``<url>.tmp-<uuid>`` to write to, after removing the leftovers of interrupted writes."""
-    from pyarrow import fs as pafs
-
-    fs, target = filesystem(url)
-    parent, name = target.rstrip("/").rsplit("/", 1)
-    for info in fs.get_file_info(pafs.FileSelector(parent, allow_not_found=True)):
-        if info.base_name.startswith(name + ".tmp-"):
-            log.warning("removing the leftover of an interrupted write: %s", info.path)
-            if info.type == pafs.FileType.Directory:
-                fs.delete_dir(info.path)
-            else:
-                fs.delete_file(info.path)
-    return f"{url.rstrip('/')}.tmp-{uuid.uuid4().hex[:12]}"
-
-
-def _publish(tmp: str, url: str) -> str:
-    """Rename the complete table ``tmp`` to ``url``, moving a previous one aside and deleting it."""
-    fs, target = filesystem(url)
-    _, tmp_path = filesystem(tmp)
-    old = None
-    if exists(fs, target):
-        old = f"{target.rstrip('/')}.old-{uuid.uuid4().hex[:12]}"
-        fs.move(target, old)
-    fs.move(tmp_path, target)
-    if old is not None:
-        fs.delete_dir(old)
-    return url
-
-
-# ---------------------------------------------------------------- writing from Python workers
-
 # A partitioned table's files hold every column but the partition keys (they are in the directory
 # names), as Spark writes them.
 PARTITION_KEYS = ("beamtime", "run_id")
 IMAGE_FILE = pa.schema([f for f in IMAGES if f.name not in PARTITION_KEYS])
-# Per-row values of kilobytes (an image, its mask, the provenance JSON) are neither dictionary
-# encoded nor given min/max statistics: both would cost time and bloat the footer for nothing.
-_SMALL_COLUMNS = [f.name for f in IMAGE_FILE if f.name not in ("image", "mask", "provenance")]
-
-
-def filesystem(url: str):
-    """(pyarrow FileSystem, path) of a table URL: ``file://``, ``hdfs://``, ``s3://`` (or ``s3a://``,
-    as Spark spells it), so Python workers write where Spark reads. The driver lists, renames and
-    deletes through it too (a local call, not JVM round trips). Publishing a table renames a
-    directory: local and shared file systems and HDFS do that; object stores (s3) do not."""
-    from pyarrow import fs
-
-    return fs.FileSystem.from_uri("s3://" + url[len("s3a://"):] if url.startswith("s3a://") else url)
-
-
-def replace_file(fs, source: str, target: str) -> None:
-    """Rename ``source`` to ``target``, replacing a ``target`` that exists (a retried task's file)."""
-    try:
-        fs.move(source, target)
-    except OSError:
-        fs.delete_file(target)
-        fs.move(source, target)
-
-
-@contextlib.contextmanager
-def replacing(fs, path: str):
-    """A hidden temporary path beside ``path`` to write to; once written it replaces ``path``, so
-    readers see the whole file or none, and a retried task overwrites its earlier output."""
-    directory, name = path.rsplit("/", 1)
-    tmp = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.tmp"
-    fs.create_dir(directory, recursive=True)
-    yield tmp
-    replace_file(fs, tmp, path)
-
-
-def write_file(table: pa.Table, fs, path: str, row_group_size_mb: int) -> None:
-    """Write ``table`` (``IMAGE_FILE`` columns) as one Parquet file at ``path``, from a Python worker.
-
-    The same format as ``write_table``'s: zstd, row groups of at most ``row_group_size_mb`` of
-    row data, lists in the standard Parquet layout Spark writes; published by ``replacing``.
-    """
-    import pyarrow.parquet as pq
-
-    rows = max(1, int(row_group_size_mb * 2**20 * table.num_rows / max(table.nbytes, 1)))
-    with replacing(fs, path) as tmp, fs.open_output_stream(tmp) as out, pq.ParquetWriter(
-            out, IMAGE_FILE, compression="zstd", use_dictionary=_SMALL_COLUMNS, write_statistics=_SMALL_COLUMNS,
-            use_compliant_nested_type=True) as writer:
-        writer.write_table(table.select(IMAGE_FILE.names), row_group_size=rows)
-
-
-# ---------------------------------------------------------------- reading into tf.data
-
-@contextlib.contextmanager
-def tf_dataset(url: str, tag_set: Sequence[str] | None = None, *, num_epochs: int | None = 1,
-               cur_shard: int | None = None, shard_count: int | None = None,
-               shuffle_row_groups: bool = False, seed: int | None = None, workers_count: int = 2,
-               extra_fields: Sequence[str] = ()):
-    """A tf.data dataset of (image, labels) over the `images` table at ``url``, one row per element.
-
-    ``image`` is (height, width, 1) float32 as stored (already preprocessed); ``labels`` is the
-    float32 multi-hot restricted to ``tag_set`` (default: all tags). Reading is sharded by row
-    group with ``cur_shard``/``shard_count`` (one shard per Horovod rank). Use as a context
-    manager: the Petastorm reader stops when the block ends.
-    """
-    import tensorflow as tf
-    from petastorm import make_batch_reader
-    from petastorm.tf_utils import make_petastorm_dataset
-
-    tag_set = list(tag_set) if tag_set is not None else tagmod.names()
-    columns = tf.constant([tagmod.names().index(n) for n in tagmod.check_names(tag_set)], tf.int32)
-    fields = ["image", "height", "width", "tags", *extra_fields]
-    with make_batch_reader(url, schema_fields=fields, num_epochs=num_epochs, cur_shard=cur_shard,
-                           shard_count=shard_count, shuffle_row_groups=shuffle_row_groups,
-                           seed=seed, workers_count=workers_count) as reader:
-        def decode(row):
-            image = tf.reshape(tf.io.decode_raw(row.image, tf.float32), (row.height, row.width, 1))
-            labels = tf.cast(tf.gather(row.tags, columns), tf.float32)
-            extras = {name: getattr(row, name) for name in extra_fields}
-            return (image, labels, extras) if extra_fields else (image, labels)
-
-        yield make_petastorm_dataset(reader).unbatch().map(decode, num_parallel_calls=tf.data.AUTOTUNE)

@@ -135,7 +135,7 @@ class _ProgressLogger(threading.Thread):
 
 
 @contextlib.contextmanager
-def stage(spark, label: str, config: Config | None = None, group: str | None = None,
+def stage(spark, label: str, interval_s: float = 30.0, group: str | None = None,
           progress: Callable[[], str] | None = None):
     """Name the Spark jobs started inside as ``label`` and log their progress periodically: task
     counts, or ``progress()`` when given (e.g. training epochs, whose two tasks run for hours)."""
@@ -143,8 +143,7 @@ def stage(spark, label: str, config: Config | None = None, group: str | None = N
     group = group or f"xray-{label.split()[0].lower()}-{time.monotonic_ns()}"
     sc.setJobGroup(group, label, interruptOnCancel=False)
     sc.setLocalProperty("callSite.short", label)
-    interval = config.progress.interval_s if config else 30.0
-    reporter = _ProgressLogger(spark, group, label, interval, progress)
+    reporter = _ProgressLogger(spark, group, label, interval_s, progress)
     reporter.start()
     try:
         yield

@@ -87,7 +87,7 @@ def kmeans_plusplus_init(sample: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def lloyd(spark, blocks, centres: np.ndarray, *, max_iter: int, tol: float, chunk_rows: int,
-          config=None) -> tuple[np.ndarray, float, int]:
+          interval_s: float = 30.0) -> tuple[np.ndarray, float, int]:
     """Distributed Lloyd iterations from ``centres`` over an RDD of (n_i, d) float32 blocks.
 
     Returns the (k, d) float32 centres, the final inertia and the number of iterations run.
@@ -98,7 +98,7 @@ def lloyd(spark, blocks, centres: np.ndarray, *, max_iter: int, tol: float, chun
     iteration = 0
     for iteration in range(1, max_iter + 1):
         shared = sc.broadcast(centres)
-        with stage(spark, f"k-means iteration {iteration}/{max_iter}", config):
+        with stage(spark, f"k-means iteration {iteration}/{max_iter}", interval_s):
             sums, counts, inertia = blocks.map(
                 lambda block: lloyd_partials(block, shared.value, chunk_rows)).treeReduce(_add)
         shared.destroy()
@@ -113,12 +113,12 @@ def lloyd(spark, blocks, centres: np.ndarray, *, max_iter: int, tol: float, chun
     return centres, float(inertia), iteration
 
 
-def mllib(spark, blocks, k: int, *, max_iter: int, tol: float, seed: int, config=None) -> np.ndarray:
+def mllib(spark, blocks, k: int, *, max_iter: int, tol: float, seed: int, interval_s: float = 30.0) -> np.ndarray:
     """MLlib ``KMeans`` (k-means|| initialisation) over the same blocks; returns (k, d) float32 centres."""
     from pyspark.ml.clustering import KMeans
     from pyspark.ml.linalg import DenseVector
 
     frame = blocks.flatMap(lambda block: [(DenseVector(row),) for row in block]).toDF(["features"])
-    with stage(spark, f"MLlib k-means (k={k}, {max_iter} iterations)", config):
+    with stage(spark, f"MLlib k-means (k={k}, {max_iter} iterations)", interval_s):
         model = KMeans(k=k, maxIter=max_iter, tol=tol, seed=seed, initMode="k-means||").fit(frame)
     return np.array(model.clusterCenters(), dtype=np.float32)

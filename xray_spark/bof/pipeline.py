@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from xray_spark.bof.stages import PatchDescriptors, SpatialPyramid, VisualDictionary
 from xray_spark.bof.svm import ChiSquareSVMs
-from xray_spark.evaluate import split_runs
+from xray_spark.metrics import split_runs
 
 
 def stages(config) -> tuple[PatchDescriptors, VisualDictionary, SpatialPyramid, ChiSquareSVMs]:
@@ -28,8 +28,8 @@ def stages(config) -> tuple[PatchDescriptors, VisualDictionary, SpatialPyramid, 
                                    descriptorSize=b.descriptor_size, seed=b.seed)
     dictionary = VisualDictionary(k=b.words, maxIter=b.kmeans_max_iter, tol=b.kmeans_tol, sampleSize=b.sample_size,
                                   initSampleSize=b.init_sample_size, implementation=b.kmeans,
-                                  chunkRows=b.assign_chunk_rows, seed=b.seed)
-    dictionary.config = config
+                                  chunkRows=b.assign_chunk_rows, seed=b.seed,
+                                  progressInterval=config.progress.interval_s)
     pyramid = SpatialPyramid(numWords=b.words, levels=b.pyramid_levels)
     svms = ChiSquareSVMs(labelSet=b.label_set, cGrid=b.svm_c, gammaScales=b.svm_gamma_scales, folds=b.cv_folds,
                          kernelBlocks=b.kernel_blocks, seed=b.seed)
@@ -45,11 +45,6 @@ def label_slug(label_set: str) -> str:
     """A directory-safe name of a label set (``top17``; tag lists become ``tags-<names>``)."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", label_set).strip("-").lower()
     return slug if "|" not in label_set else f"tags-{slug}"[:80]
-
-
-def model_url(config, name: str) -> str:
-    """``<models>/bof/<name>``: dictionary, svm-<labels>, pipeline-<labels>."""
-    return f"{config.paths.url('models').rstrip('/')}/bof/{name}"
 
 
 def with_split(df, config):

@@ -23,14 +23,11 @@ from pyspark.ml.param.shared import HasInputCol, HasOutputCol, HasSeed
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import functions as F
 
-from xray_spark.bof import columns
+from xray_spark.bof import columns, kmeans
 from xray_spark.bof import descriptors as desc
-from xray_spark.bof import kmeans
 from xray_spark.bof.persistence import ArraysReadWrite
 from xray_spark.bof.pyramid import assign_words, pyramid_length, spatial_pyramid
-
-DESCRIPTOR_COLUMNS = [pa.field("n_patches", pa.int32()), pa.field("descriptors", pa.binary()),
-                      pa.field("patch_centres", pa.binary()), pa.field("skip_reason", pa.string())]
+from xray_spark.schema import DESCRIPTORS
 
 
 def _param(name: str, doc: str, converter) -> Param:
@@ -60,7 +57,7 @@ class PatchDescriptors(Transformer, HasSeed, DefaultParamsReadable, DefaultParam
         size, seed = self.getOrDefault(self.descriptorSize), self.getOrDefault(self.seed)
         desc.check_scales(scales, size)
         kept = [f for f in columns.arrow_schema(dataset) if f.name not in ("image", "mask")]
-        schema = pa.schema(kept + DESCRIPTOR_COLUMNS)
+        schema = pa.schema(kept + DESCRIPTORS)
 
         def describe(batches):
             for batch in batches:
@@ -79,7 +76,7 @@ class PatchDescriptors(Transformer, HasSeed, DefaultParamsReadable, DefaultParam
                     out["descriptors"].append(None if reason else d)
                     out["patch_centres"].append(None if reason else c)
                     out["skip_reason"].append(reason)
-                new = {f.name: pa.array(out[f.name], type=f.type) for f in DESCRIPTOR_COLUMNS}
+                new = {f.name: pa.array(out[f.name], type=f.type) for f in DESCRIPTORS}
                 yield columns.with_columns(batch, schema, new)
 
         return dataset.mapInArrow(describe, columns.spark_schema(schema))
@@ -118,27 +115,31 @@ class VisualDictionary(Estimator, _DictionaryParams, HasSeed, DefaultParamsReada
                             TypeConverters.toInt)
     implementation = _param("implementation", "'lloyd' (BLAS-3 Lloyd, k-means++ init) or 'mllib' (MLlib KMeans)",
                             TypeConverters.toString)
+    progressInterval = _param("progressInterval", "seconds between progress lines of the k-means stages",
+                              TypeConverters.toFloat)
 
     @keyword_only
     def __init__(self, *, k: int = 2000, maxIter: int = 20, tol: float = 1e-4, sampleSize: int = 1_000_000,
                  initSampleSize: int = 50_000, implementation: str = "lloyd", chunkRows: int = 2048,
-                 inputCol: str = "descriptors", outputCol: str = "words", seed: int = 0):
+                 inputCol: str = "descriptors", outputCol: str = "words", seed: int = 0,
+                 progressInterval: float = 30.0):
         super().__init__()
         self._setDefault(k=2000, maxIter=20, tol=1e-4, sampleSize=1_000_000, initSampleSize=50_000,
-                         implementation="lloyd", chunkRows=2048, inputCol="descriptors", outputCol="words", seed=0)
+                         implementation="lloyd", chunkRows=2048, inputCol="descriptors", outputCol="words", seed=0,
+                         progressInterval=30.0)
         self._set(**self._input_kwargs)
-        self.config = None
 
     def _fit(self, dataset):
         from xray_spark.spark import stage
 
         get = self.getOrDefault
         k, seed, implementation = get(self.k), get(self.seed), get(self.implementation)
+        interval = get(self.progressInterval)
         if implementation not in ("lloyd", "mllib"):
             raise ValueError(f"implementation = {implementation!r}: allowed are 'lloyd' and 'mllib'")
         spark = dataset.sparkSession
         usable = dataset.filter(F.col("skip_reason").isNull()).select("image_id", get(self.inputCol), "n_patches")
-        with stage(spark, "dictionary: counting patches", self.config):
+        with stage(spark, "dictionary: counting patches", interval):
             total = usable.agg(F.sum("n_patches")).first()[0] or 0
         if total < k:
             raise ValueError(f"{total} patches in the usable images: a dictionary of k = {k} words needs more")
@@ -146,18 +147,18 @@ class VisualDictionary(Estimator, _DictionaryParams, HasSeed, DefaultParamsReada
         init_fraction = min(fraction, max(get(self.initSampleSize), k) / total)
         blocks = usable.rdd.mapPartitions(lambda rows: [_sample_block(rows, fraction, seed)]).cache()
         try:
-            with stage(spark, "dictionary: sampling descriptors", self.config):
+            with stage(spark, "dictionary: sampling descriptors", interval):
                 init = blocks.map(lambda b: (b[0][b[1] < init_fraction], b[1][b[1] < init_fraction])).collect()
             keys = np.concatenate([u for _, u in init])
             sample = np.vstack([x for x, _ in init if len(x)])[np.argsort(keys, kind="stable")]
             descriptors = blocks.map(lambda b: b[0])
             if implementation == "mllib":
                 centres = kmeans.mllib(spark, descriptors, k, max_iter=get(self.maxIter), tol=get(self.tol),
-                                       seed=seed, config=self.config)
+                                       seed=seed, interval_s=interval)
             else:
                 start = kmeans.kmeans_plusplus_init(sample, k, seed)
                 centres, _, _ = kmeans.lloyd(spark, descriptors, start, max_iter=get(self.maxIter), tol=get(self.tol),
-                                             chunk_rows=self._chunk_rows(), config=self.config)
+                                             chunk_rows=self._chunk_rows(), interval_s=interval)
         finally:
             blocks.unpersist()
         model = VisualDictionaryModel(inputCol=get(self.inputCol), outputCol=get(self.outputCol),

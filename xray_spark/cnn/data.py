@@ -1,7 +1,7 @@
 """Training data of the CNN: a frozen train/validation split by run, and its Petastorm -> tf.data feed.
 
 The split is written once per model (``<model>/data/train`` and ``<model>/data/validation``) with
-``schema.write_table``: a resumed training reads exactly the images it started with even when the
+``tables.write_table``: a resumed training reads exactly the images it started with even when the
 `images` table has grown since, and the training table is written in at least ``4 x ranks`` files
 so Petastorm can shard its row groups over the Horovod ranks.
 
@@ -18,7 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from xray_spark import evaluate, schema, tags as tagmod
+from xray_spark import metrics
+from xray_spark import tags as tagmod
+from xray_spark.io import tables
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +31,19 @@ def split_by_run(spark, images_url: str, out_url: str, tag_set: Sequence[str], *
                  seed: int, ranks: int, row_group_size_mb: int) -> dict:
     """Write the labelled images of ``images_url`` as ``out_url/train`` and ``out_url/validation``.
 
-    Whole runs go to validation (``evaluate.split_runs``). Returns the split facts: table URLs,
+    Whole runs go to validation (``metrics.split_runs``). Returns the split facts: table URLs,
     row counts, validation runs and the training positives per tag of ``tag_set``.
     """
     from pyspark.sql import functions as F
 
     images = spark.read.parquet(images_url).filter("labelled")
     runs = [r.run_id for r in images.select("run_id").distinct().collect()]
-    validation_runs = sorted(evaluate.split_runs(runs, fraction, seed))
+    validation_runs = sorted(metrics.split_runs(runs, fraction, seed))
     in_validation = F.col("run_id").isin(validation_runs)
     urls = {"train": f"{out_url}/train", "validation": f"{out_url}/validation"}
-    schema.write_table(images.filter(~in_validation).repartition(FILES_PER_RANK * ranks, "image_id"),
+    tables.write_table(images.filter(~in_validation).repartition(FILES_PER_RANK * ranks, "image_id"),
                        urls["train"], row_group_size_mb)
-    schema.write_table(images.filter(in_validation).repartition(max(1, ranks), "image_id"),
+    tables.write_table(images.filter(in_validation).repartition(max(1, ranks), "image_id"),
                        urls["validation"], row_group_size_mb)
     index = [tagmod.names().index(n) for n in tag_set]
     train = spark.read.parquet(urls["train"])
@@ -78,7 +80,7 @@ def training_batches(url: str, tag_set: Sequence[str], *, rank: int, ranks: int,
     """Endless shuffled (images (b, H, W, 1), labels (b, n_tags)) batches of this rank's shard."""
     import tensorflow as tf
 
-    with schema.tf_dataset(url, tag_set, num_epochs=None, cur_shard=rank, shard_count=ranks,
+    with tf_dataset(url, tag_set, num_epochs=None, cur_shard=rank, shard_count=ranks,
                            shuffle_row_groups=True, seed=seed, workers_count=workers) as ds:
         yield (ds.shuffle(shuffle_buffer, seed=seed)
                .batch(batch_size, drop_remainder=True)
@@ -88,8 +90,39 @@ def training_batches(url: str, tag_set: Sequence[str], *, rank: int, ranks: int,
 def score_table(model, url: str, tag_set: Sequence[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(labels (n, n_tags), scores (n, n_tags)) of ``model`` over a whole (small) table: validation."""
     labels, scores = [], []
-    with schema.tf_dataset(url, tag_set) as ds:
+    with tf_dataset(url, tag_set) as ds:
         for images, y in ds.batch(batch_size):
             scores.append(model(images, training=False).numpy())
             labels.append(y.numpy())
     return np.concatenate(labels).astype(np.int8), np.concatenate(scores)
+
+
+@contextlib.contextmanager
+def tf_dataset(url: str, tag_set: Sequence[str] | None = None, *, num_epochs: int | None = 1,
+               cur_shard: int | None = None, shard_count: int | None = None,
+               shuffle_row_groups: bool = False, seed: int | None = None, workers_count: int = 2,
+               extra_fields: Sequence[str] = ()):
+    """A tf.data dataset of (image, labels) over the `images` table at ``url``, one row per element.
+
+    ``image`` is (height, width, 1) float32 as stored (already preprocessed); ``labels`` is the
+    float32 multi-hot restricted to ``tag_set`` (default: all tags). Reading is sharded by row
+    group with ``cur_shard``/``shard_count`` (one shard per Horovod rank). Use as a context
+    manager: the Petastorm reader stops when the block ends.
+    """
+    import tensorflow as tf
+    from petastorm import make_batch_reader
+    from petastorm.tf_utils import make_petastorm_dataset
+
+    tag_set = list(tag_set) if tag_set is not None else tagmod.names()
+    columns = tf.constant([tagmod.names().index(n) for n in tagmod.check_names(tag_set)], tf.int32)
+    fields = ["image", "height", "width", "tags", *extra_fields]
+    with make_batch_reader(url, schema_fields=fields, num_epochs=num_epochs, cur_shard=cur_shard,
+                           shard_count=shard_count, shuffle_row_groups=shuffle_row_groups,
+                           seed=seed, workers_count=workers_count) as reader:
+        def decode(row):
+            image = tf.reshape(tf.io.decode_raw(row.image, tf.float32), (row.height, row.width, 1))
+            labels = tf.cast(tf.gather(row.tags, columns), tf.float32)
+            extras = {name: getattr(row, name) for name in extra_fields}
+            return (image, labels, extras) if extra_fields else (image, labels)
+
+        yield make_petastorm_dataset(reader).unbatch().map(decode, num_parallel_calls=tf.data.AUTOTUNE)

@@ -26,9 +26,9 @@ def _frame(config, seed: int, index: int):
     import numpy as np
 
     from xray_spark.simulate.detectors import detector
-    from xray_spark.simulate.labels import visible_tags
     from xray_spark.simulate.render import render
     from xray_spark.simulate.scene import sample_scene
+    from xray_spark.simulate.visibility import visible_tags
 
     sim = config.simulate
     scene, rng = sample_scene(sim, seed, index)
@@ -48,7 +48,7 @@ def write_file(config, root: str, seed: int, number: int, runs: int) -> dict:
     """Write archive file ``number`` (its format cycles through ``FORMATS``); returns its facts."""
     import numpy as np
 
-    from xray_spark.io import writers
+    from xray_spark.io import detector_writers
 
     fmt = FORMATS[number % len(FORMATS)]
     run = f"run{number % runs + 1:02d}"
@@ -63,16 +63,16 @@ def write_file(config, root: str, seed: int, number: int, runs: int) -> dict:
     name = f"scan{number:04d}"
     if fmt == "edf":
         path = os.path.join(directory, f"{name}.edf")
-        writers.write_edf(path, [np.where(b, np.nan, c) for c, b, _, _ in frames], geometry)
+        detector_writers.write_edf(path, [np.where(b, np.nan, c) for c, b, _, _ in frames], geometry)
     elif fmt == "cbf":
         path = os.path.join(directory, f"{name}.cbf")
-        writers.write_cbf(path, np.where(bad, -1, stack[0]), geometry)
+        detector_writers.write_cbf(path, np.where(bad, -1, stack[0]), geometry)
     elif fmt == "tif":
         path = os.path.join(directory, f"{name}.tif")
-        writers.write_tiff(path, [np.where(b, 0, c) for c, b, _, _ in frames], geometry)
+        detector_writers.write_tiff(path, [np.where(b, 0, c) for c, b, _, _ in frames], geometry)
     else:
         path = os.path.join(directory, f"{name}_master.h5")
-        writers.write_eiger(path, stack, geometry, frames_per_file=2, pixel_mask=bad)
+        detector_writers.write_eiger(path, stack, geometry, frames_per_file=2, pixel_mask=bad)
     return {"path": os.path.relpath(path, root), "format": fmt, "frames": len(frames),
             "tags": ";".join(frames[0][3])}
 

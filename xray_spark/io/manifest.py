@@ -12,7 +12,7 @@ null = the whole file), with the reason code and the message. It holds the curre
 file are replaced whenever the file is read again, and dropped when it is deleted.
 
 Both are metadata (a few hundred bytes per file): they are handled as pandas frames on the driver
-and written whole with ``schema.write_arrow`` (atomic publish). The manifest is written last, so
+and written whole with ``tables.write_arrow`` (atomic publish). The manifest is written last, so
 it is the commit record of a run: a run killed before it is simply done again.
 """
 from __future__ import annotations
@@ -21,38 +21,25 @@ import pandas as pd
 import pyarrow as pa
 
 from xray_spark import schema
-
-MANIFEST = pa.schema([
-    pa.field("path", pa.string()), pa.field("beamtime", pa.string()), pa.field("run_id", pa.string()),
-    pa.field("size", pa.int64()), pa.field("mtime", pa.float64()), pa.field("setup", pa.string()),
-    pa.field("checksum", pa.string()), pa.field("status", pa.string()), pa.field("frames", pa.int64()),
-    pa.field("quarantined_frames", pa.int64()), pa.field("ingested_at", pa.string()),
-    pa.field("deleted_at", pa.string()),
-])
-QUARANTINE = pa.schema([
-    pa.field("path", pa.string()), pa.field("beamtime", pa.string()), pa.field("run_id", pa.string()),
-    pa.field("frame", pa.int64()), pa.field("reason", pa.string()), pa.field("error", pa.string()),
-    pa.field("size", pa.int64()), pa.field("mtime", pa.float64()), pa.field("checksum", pa.string()),
-    pa.field("quarantined_at", pa.string()),
-])
+from xray_spark.io import tables
 
 
 def read(url: str, table: pa.Schema) -> pd.DataFrame:
     """A metadata table as pandas (empty with its columns when it does not exist yet)."""
-    if not schema.table_exists(url):
+    if not tables.table_exists(url):
         return pd.DataFrame({f.name: pd.Series(dtype=object) for f in table})
-    return schema.read_arrow(url, table).to_pandas()
+    return tables.read_arrow(url, table).to_pandas()
 
 
 def write(frame: pd.DataFrame, url: str, table: pa.Schema, sort_by: list[str]) -> None:
     """Write a metadata table whole, sorted (so the same content gives the same file).
 
-    Read and written with pyarrow on the driver (``schema.read_arrow``/``write_arrow``, the same
+    Read and written with pyarrow on the driver (``tables.read_arrow``/``write_arrow``, the same
     atomic publish as every table): a Spark job for a thousand-file manifest would cost more than
     the data, and this is part of every night's fixed cost.
     """
     frame = frame.sort_values(sort_by, kind="stable") if len(frame) else frame
-    schema.write_arrow(pa.Table.from_pandas(frame[table.names], schema=table, preserve_index=False), url)
+    tables.write_arrow(pa.Table.from_pandas(frame[table.names], schema=table, preserve_index=False), url)
 
 
 def plan(listing: pd.DataFrame, manifest: pd.DataFrame) -> tuple[pd.DataFrame, int, pd.DataFrame]:
@@ -75,7 +62,7 @@ def updated_manifest(manifest: pd.DataFrame, files: pd.DataFrame, deleted: pd.Da
     files = files.assign(ingested_at=now, deleted_at=None)
     gone = deleted.assign(status="deleted", deleted_at=now)
     keep = manifest[~manifest["path"].isin(files["path"]) & ~manifest["path"].isin(gone["path"])]
-    parts = [p[MANIFEST.names] for p in (keep, files, gone) if len(p)]
+    parts = [p[schema.MANIFEST.names] for p in (keep, files, gone) if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else manifest
 
 
@@ -83,5 +70,5 @@ def updated_quarantine(quarantine: pd.DataFrame, rows: pd.DataFrame, replaced: p
     """The quarantine after a run: rows of files read again (or deleted) replaced by the new rows."""
     keep = quarantine[~quarantine["path"].isin(replaced)]
     rows = rows.assign(quarantined_at=now)
-    parts = [p[QUARANTINE.names] for p in (keep, rows) if len(p)]
+    parts = [p[schema.QUARANTINE.names] for p in (keep, rows) if len(p)]
     return pd.concat(parts, ignore_index=True) if parts else quarantine

@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 from pyspark.sql import DataFrame
 
 from xray_spark import schema
+from xray_spark.io import tables
 
 log = logging.getLogger(__name__)
 KEYS = ("beamtime", "run_id")
@@ -57,9 +58,9 @@ def partition_dir(url: str, values: tuple[str, ...], keys: tuple[str, ...] = KEY
 def read_partitions(spark, url: str, partitions: Iterable[tuple[str, ...]], table=schema.IMAGES,
                     keys: tuple[str, ...] = KEYS) -> DataFrame:
     """Rows of the given existing partitions only (the others are not even listed)."""
-    fs, _ = schema.filesystem(url)
+    fs, _ = tables.filesystem(url)
     dirs = [d for d in (partition_dir(url, p, keys) for p in sorted(set(partitions)))
-            if schema.exists(fs, schema.filesystem(d)[1])]
+            if tables.exists(fs, tables.filesystem(d)[1])]
     spark_schema = schema.spark_schema(table)
     if not dirs:
         return spark.createDataFrame(spark.sparkContext.emptyRDD(), spark_schema)  # no rows, no tasks
@@ -76,7 +77,7 @@ def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tu
     """
     staging = f"{url.rstrip('/')}.staging"
     ordered = rows.repartition(*keys).sortWithinPartitions(*keys, order_by)
-    schema.write_table(ordered, staging, row_group_size_mb, partition_by=keys)
+    tables.write_table(ordered, staging, row_group_size_mb, partition_by=keys)
     swap_in(url, staging, partitions, keys)
     remove_dir(staging)
 
@@ -84,20 +85,20 @@ def rewrite_partitions(spark, url: str, rows: DataFrame, partitions: Iterable[tu
 def swap_in(url: str, staging: str, partitions: Iterable[tuple[str, ...]], keys: tuple[str, ...] = KEYS) -> None:
     """Make each partition's directory in ``staging`` its directory in ``url`` (none: removed)."""
     partitions = sorted(set(partitions))
-    fs, root = schema.filesystem(url)
-    _, staged = schema.filesystem(staging)
+    fs, root = tables.filesystem(url)
+    _, staged = tables.filesystem(staging)
     fs.create_dir(root, recursive=True)
     aside = f"{root}/_replaced-{uuid.uuid4().hex[:12]}"
     for values in partitions:
         relative = partition_path(values, keys)
         target, new = f"{root}/{relative}", f"{staged}/{relative}"
-        if schema.exists(fs, target):
+        if tables.exists(fs, target):
             fs.create_dir(f"{aside}/{relative}".rsplit("/", 1)[0], recursive=True)
             fs.move(target, f"{aside}/{relative}")
-        if schema.exists(fs, new):
+        if tables.exists(fs, new):
             fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
             fs.move(new, target)
-    if schema.exists(fs, aside):
+    if tables.exists(fs, aside):
         fs.delete_dir(aside)
     if partitions:
         log.info("swapped in %d partition(s) of %s", len(partitions), url)
@@ -106,7 +107,7 @@ def swap_in(url: str, staging: str, partitions: Iterable[tuple[str, ...]], keys:
 def data_files(url: str, partition: str) -> list[str]:
     """Names of the Parquet files of one partition (``partition`` relative to the table ``url``);
     none when it does not exist. Hidden files (``.``, ``_``) are not data, as for Spark."""
-    fs, root = schema.filesystem(url)
+    fs, root = tables.filesystem(url)
     infos = fs.get_file_info(pafs.FileSelector(f"{root}/{partition}", allow_not_found=True))
     return sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name[0] not in "._")
 
@@ -114,23 +115,23 @@ def data_files(url: str, partition: str) -> list[str]:
 def add_files(url: str, staging: str, partitions: Iterable[str]) -> int:
     """Rename each staged file of ``partitions`` (relative directories) into the table's partition
     directory, beside its files (a file of the same name is replaced); returns the files added."""
-    fs, root = schema.filesystem(url)
-    _, staged = schema.filesystem(staging)
+    fs, root = tables.filesystem(url)
+    _, staged = tables.filesystem(staging)
     added = 0
     for partition in partitions:
         names = data_files(staging, partition)
         if names:
             fs.create_dir(f"{root}/{partition}", recursive=True)
         for name in names:
-            schema.replace_file(fs, f"{staged}/{partition}/{name}", f"{root}/{partition}/{name}")
+            tables.replace_file(fs, f"{staged}/{partition}/{name}", f"{root}/{partition}/{name}")
         added += len(names)
     return added
 
 
 def remove_dir(url: str) -> None:
     """Delete the directory at ``url`` and everything in it, if it exists."""
-    fs, path = schema.filesystem(url)
-    if schema.exists(fs, path):
+    fs, path = tables.filesystem(url)
+    if tables.exists(fs, path):
         fs.delete_dir(path)
 
 
@@ -143,8 +144,8 @@ def journal_url(url: str) -> str:
 def write_journal(url: str, entries: list[dict]) -> None:
     """Record, before publishing, the files a run adds: ``{"partition", "stem", "inputs": [[path,
     size, mtime], ...]}`` per group of files (``io.staging.group_stem``). Written whole or not at all."""
-    fs, path = schema.filesystem(journal_url(url))
-    with schema.replacing(fs, path) as tmp, fs.open_output_stream(tmp) as out:
+    fs, path = tables.filesystem(journal_url(url))
+    with tables.replacing(fs, path) as tmp, fs.open_output_stream(tmp) as out:
         out.write(json.dumps(entries).encode())
 
 
@@ -152,12 +153,12 @@ def undo_uncommitted(url: str, committed: set[tuple[str, int, float]]) -> int:
     """Delete the files a run journalled and published but never committed: those of a group
     with an input (path, size, mtime) that is not in ``committed`` (the manifest's). Then the
     journal goes. Returns the files deleted."""
-    fs, path = schema.filesystem(journal_url(url))
-    if not schema.exists(fs, path):
+    fs, path = tables.filesystem(journal_url(url))
+    if not tables.exists(fs, path):
         return 0
     with fs.open_input_stream(path) as f:
         entries = json.loads(f.read())
-    _, root = schema.filesystem(url)
+    _, root = tables.filesystem(url)
     deleted = 0
     for entry in entries:
         if all((p, s, m) in committed for p, s, m in entry["inputs"]):
@@ -174,6 +175,6 @@ def undo_uncommitted(url: str, committed: set[tuple[str, int, float]]) -> int:
 
 def drop_journal(url: str) -> None:
     """Forget the journal once the manifest that commits its files is written."""
-    fs, path = schema.filesystem(journal_url(url))
-    if schema.exists(fs, path):
+    fs, path = tables.filesystem(journal_url(url))
+    if tables.exists(fs, path):
         fs.delete_file(path)

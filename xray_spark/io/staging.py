@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from xray_spark import schema
 from xray_spark import tags as tagmod
+from xray_spark.io import tables
 from xray_spark.io.rows import file_rows, lookup_tags
 from xray_spark.worker import freeze_imports
 
@@ -64,7 +65,7 @@ def write_task(index: int, tasks, settings: dict, facts) -> None:
     read file's quarantine and file rows go to ``facts`` (a ``FileFacts`` accumulator).
     """
     freeze_imports()
-    fs, staging = schema.filesystem(settings["staging"])
+    fs, staging = tables.filesystem(settings["staging"])
     units = tasks.value[index]
     for unit in units:
         if "old_file" in unit:
@@ -102,7 +103,7 @@ def write_images(batches: Iterable[pa.RecordBatch], fs, directory: str, stem: st
         nonlocal pending, size, files
         if pending:
             table = pa.Table.from_batches(pending).sort_by("image_id")
-            schema.write_file(table, fs, f"{directory}/{stem}-{files:03d}.zstd.parquet", settings["row_group_size_mb"])
+            tables.write_file(table, fs, f"{directory}/{stem}-{files:03d}.zstd.parquet", settings["row_group_size_mb"])
             files += 1
         pending, size = [], 0
 
@@ -137,7 +138,7 @@ def keep_rows(unit: dict, fs, staging: str, settings: dict) -> None:
     applied. A file that neither concerns is copied as it is; one left without rows is not written."""
     import pyarrow.parquet as pq
 
-    _, root = schema.filesystem(settings["table"])
+    _, root = tables.filesystem(settings["table"])
     source, target = f"{root}/{unit['old_file']}", f"{staging}/{unit['old_file']}"
     drop, labels = set(unit["drop"]), settings["labels"]
     with fs.open_input_file(source) as f:
@@ -145,11 +146,11 @@ def keep_rows(unit: dict, fs, staging: str, settings: dict) -> None:
         rows = parquet.read(columns=["frame", "provenance", "tags", "tag_names", "labelled"]).to_pylist()
         dropped = [json.loads(r["provenance"])["path"] in drop for r in rows]
         if not any(dropped) and not relabel(rows, labels):
-            with schema.replacing(fs, target) as tmp:
+            with tables.replacing(fs, target) as tmp:
                 fs.copy_file(source, tmp)
             return
         if all(dropped):
             return
         rows = [r for r, gone in zip(parquet.read().to_pylist(), dropped) if not gone]
     relabel(rows, labels)
-    schema.write_file(pa.Table.from_pylist(rows, schema=schema.IMAGE_FILE), fs, target, settings["row_group_size_mb"])
+    tables.write_file(pa.Table.from_pylist(rows, schema=schema.IMAGE_FILE), fs, target, settings["row_group_size_mb"])

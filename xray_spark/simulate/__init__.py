@@ -4,6 +4,6 @@
 DataFrame of the `images` table rendered on executors. See docs/simulate.md for the physics and
 the table of tags the generator produces, each with its visibility rule.
 """
-from xray_spark.simulate.generate import generate_images, make_image, tag_prevalence
+from xray_spark.simulate.synthetic_images import generate_images, make_image, tag_prevalence
 
 __all__ = ["generate_images", "make_image", "tag_prevalence"]

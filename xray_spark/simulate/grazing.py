@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xray_spark.simulate.geometry import Geometry, pixel_offsets
+from xray_spark.simulate.pixel_geometry import Geometry, pixel_offsets
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ import numpy as np
 
 from xray_spark.simulate import features as F
 from xray_spark.simulate.detectors import detector, inactive_fraction
-from xray_spark.simulate.geometry import Geometry, pixel_offsets, q_and_obliquity
 from xray_spark.simulate.grazing import exit_angle_of, grazing_maps, horizon_row
 from xray_spark.simulate.materials import GRAZING
 from xray_spark.simulate.noise import bloom, detect
+from xray_spark.simulate.pixel_geometry import Geometry, pixel_offsets, q_and_obliquity
 
 DEG = np.pi / 180
 Q_BINS = 2048            # fine q grid of radial profiles

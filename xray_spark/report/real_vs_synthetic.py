@@ -91,8 +91,8 @@ def read_spec(path: str) -> list[dict]:
 
 def real_row(config, entry: dict) -> dict:
     """The `images` row ingest makes of the entry's frame (its raw shape, geometry and stored image)."""
-    from xray_spark.ingest import settings_of
     from xray_spark.io.geometry import read_sidecar
+    from xray_spark.io.ingestion import settings_of
     from xray_spark.io.rows import file_rows
 
     path = entry["file"]
@@ -179,10 +179,10 @@ def make_pair(config, entry: dict) -> Pair:
     """Read, match, render and preprocess one SPEC entry (see module docstring)."""
     from xray_spark.preprocess import preprocess
     from xray_spark.simulate.detectors import detector
-    from xray_spark.simulate.generate import make_image
     from xray_spark.simulate.materials import GRAZING
     from xray_spark.simulate.render import render
     from xray_spark.simulate.scene import sample_scene
+    from xray_spark.simulate.synthetic_images import make_image
 
     row = real_row(config, entry)
     det = detector(entry["detector"])

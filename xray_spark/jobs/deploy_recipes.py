@@ -8,20 +8,9 @@ import difflib
 from pathlib import Path
 
 from xray_spark.config import ConfigError
-from xray_spark.deploy.docker import render_docker
 from xray_spark.deploy.recipes import ROOT
-from xray_spark.deploy.targets import render_airflow, render_databricks, render_k8s, render_submit
-
-TARGETS = {"submit": render_submit, "k8s": render_k8s, "databricks": render_databricks,
-           "airflow": render_airflow, "docker": render_docker}
-
-
-def render(config, conf_file: str, targets=tuple(TARGETS)) -> dict[str, str]:
-    """``{path under deploy/: text}`` of ``targets``."""
-    out = {}
-    for target in targets:
-        out.update(TARGETS[target](config, conf_file))
-    return out
+from xray_spark.deploy.rendering import TARGETS, render
+from xray_spark.jobs import JobError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,13 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(config, args) -> int:
     conf_file = args.job_conf or args.conf
     if conf_file is None:
-        raise SystemExit("xray-spark deploy: --conf FILE is required (the configuration the jobs will run with, "
-                         "e.g. --conf conf/cluster.yaml)")
+        raise JobError("--conf FILE is required (the configuration the jobs will run with, "
+                       "e.g. --conf conf/cluster.yaml)")
     targets = tuple(TARGETS) if args.target == "all" else (args.target,)
     try:
         files = render(config, conf_file, targets)
     except ConfigError as e:
-        raise SystemExit(f"xray-spark deploy: configuration error: {e}") from None
+        raise JobError(f"configuration error: {e}") from None
     out = Path(args.out)
     stale = []
     for name, text in files.items():

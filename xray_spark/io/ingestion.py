@@ -1,4 +1,4 @@
-"""`xray-spark ingest`: a beamtime archive into the `images` table, incrementally.
+"""Ingest: a beamtime archive into the `images` table, incrementally (the `ingest` job).
 
 1. The driver lists the archive (paths, sizes, mtimes; ``io.archive``) and compares the listing
    with the manifest (``io.manifest``): only new or changed files are read; vanished ones are
@@ -28,7 +28,6 @@ rows of the runs they name.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
@@ -45,11 +44,12 @@ from xray_spark import schema
 from xray_spark.io import manifest as mf
 from xray_spark.io import partitions as parts
 from xray_spark.io import staging as staged
-from xray_spark.io.archive import ArchiveError, ArchiveFile, discover
-from xray_spark.io.labels import LabelsError, read_labels
+from xray_spark.io import tables
+from xray_spark.io.archive import ArchiveFile, discover
+from xray_spark.io.expert_labels import LabelsError, read_labels
 from xray_spark.io.rows import FileFacts
 from xray_spark.logs import summary
-from xray_spark.spark import build_session, stage
+from xray_spark.spark import stage
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _label_partitions(spark, url: str, labels: dict) -> set[tuple[str, str]]:
     """Runs that hold a labelled image: from the path's beamtime/run, or by looking the id up."""
     runs = {tuple(k.split("/")[:2]) for k in labels if k.count("/") >= 2}
     ids = [k for k in labels if "/" not in k]
-    if ids and schema.table_exists(url):
+    if ids and tables.table_exists(url):
         found = (spark.read.schema(schema.spark_schema()).parquet(url).filter(F.col("image_id").isin(ids))
                  .select("beamtime", "run_id").distinct().collect())
         runs |= {(r["beamtime"], r["run_id"]) for r in found}
@@ -123,8 +123,8 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     files, sidecars = discover(root, config.ingest.ignore, config.ingest.sidecar, only)
     listing = pd.DataFrame([asdict(f) for f in files], columns=[f.name for f in fields(ArchiveFile)])
     urls = {name: config.paths.url(name) for name in ("images", "manifest", "quarantine")}
-    manifest = mf.read(urls["manifest"], mf.MANIFEST)
-    quarantine = mf.read(urls["quarantine"], mf.QUARANTINE)
+    manifest = mf.read(urls["manifest"], schema.MANIFEST)
+    quarantine = mf.read(urls["quarantine"], schema.QUARANTINE)
     parts.undo_uncommitted(urls["images"], set(zip(manifest["path"], manifest["size"], manifest["mtime"])))
     todo, unchanged, deleted = mf.plan(listing, manifest)
     refused = todo[todo["refused"] != ""]
@@ -161,7 +161,7 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     read_facts = spark.sparkContext.accumulator({}, FileFacts())
     write = functools.partial(staged.write_task, tasks=tasks, settings=settings, facts=read_facts)
     try:
-        with stage(spark, "ingest: read, preprocess and write images", config):
+        with stage(spark, "ingest: read, preprocess and write images", config.progress.interval_s):
             spark.sparkContext.parallelize(range(slices), slices).foreach(write)
     finally:
         tasks.destroy()
@@ -185,8 +185,8 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     replaced = pd.concat([todo["path"], deleted["path"]])
     if len(quarantine_rows) or quarantine["path"].isin(replaced).any():
         mf.write(mf.updated_quarantine(quarantine, quarantine_rows, replaced, now),
-                 urls["quarantine"], mf.QUARANTINE, ["path", "frame"])
-    mf.write(mf.updated_manifest(manifest, file_rows, deleted, now), urls["manifest"], mf.MANIFEST, ["path"])
+                 urls["quarantine"], schema.QUARANTINE, ["path", "frame"])
+    mf.write(mf.updated_manifest(manifest, file_rows, deleted, now), urls["manifest"], schema.MANIFEST, ["path"])
     parts.drop_journal(images_url)                                     # committed
     parts.remove_dir(staging)
     result.written = int(file_rows["frames"].sum())
@@ -218,13 +218,6 @@ def _log_summary(r: IngestResult) -> str:
                    quarantined_frames=r.quarantined_frames, labels_unmatched=r.labels_unmatched)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--archive", metavar="DIR", help="archive root (default: ingest.archive)")
-    parser.add_argument("--labels", metavar="CSV", help="expert labels to join (default: ingest.labels)")
-    parser.add_argument("--only", metavar="PATH", nargs="+",
-                        help="ingest only these files (relative to the archive root, or absolute inside it)")
-
-
 def check_inputs(config, archive: str | None, labels_path: str | None = None) -> str | None:
     """The problem with the archive root or labels file, found before Spark starts; None if usable."""
     root = archive or config.ingest.archive
@@ -236,19 +229,3 @@ def check_inputs(config, archive: str | None, labels_path: str | None = None) ->
     except LabelsError as e:
         return str(e)
     return None
-
-
-def run(config, args) -> int:
-    problem = check_inputs(config, args.archive, args.labels)
-    if problem:
-        log.error("%s", problem)
-        return 2
-    spark = build_session(config, "ingest")
-    try:
-        ingest(spark, config, args.archive, args.labels, args.only)
-    except (ArchiveError, LabelsError) as e:
-        log.error("%s", e)
-        return 2
-    finally:
-        spark.stop()
-    return 0

@@ -74,13 +74,15 @@ def _tiny_images(batches):
 
 def check_petastorm(config, spark) -> Check:
     from xray_spark import schema
+    from xray_spark.cnn.data import tf_dataset
+    from xray_spark.io import tables
 
     with tempfile.TemporaryDirectory(prefix="xray-doctor-") as tmp:
         url = Path(tmp, "images").as_uri()
         df = spark.range(0, 8, numPartitions=2).mapInArrow(_tiny_images, schema.spark_schema())
-        schema.write_table(df, url, row_group_size_mb=1)
+        tables.write_table(df, url, row_group_size_mb=1)
         values, labels = [], []
-        with schema.tf_dataset(url, ["Thin film"]) as ds:
+        with tf_dataset(url, ["Thin film"]) as ds:
             for image, label in ds:
                 values.append(float(image[0, 0, 0]))
                 labels.append(float(label[0]))
@@ -142,7 +144,7 @@ def run_checks(config) -> list[Check]:
     try:
         spark = build_session(config, "doctor")
         for fn in (check_spark, check_petastorm, check_horovod):
-            with stage(spark, f"doctor: {fn.__name__[6:]}", config):
+            with stage(spark, f"doctor: {fn.__name__[6:]}", config.progress.interval_s):
                 checks.append(_guard(fn.__name__[6:].capitalize(), fn, config, spark))
     except Exception as e:  # no session: report it, and go on with the checks that need none
         checks.append(Check("Spark", False, f"{type(e).__name__}: {e}",

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import functions as F
 
-from xray_spark import modeldir, predict, schema
+from xray_spark import modeldir, schema
 from xray_spark.io import manifest as mf
 from xray_spark.io import partitions as parts
+from xray_spark.io import tables
 
 MAX_QUARANTINE_ROWS = 200
 
@@ -38,8 +39,8 @@ def _figure(path: str, draw) -> str:
 
 def runs_of_night(spark, config, night: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-run counts of files ingested that night, quarantine rows of that night)."""
-    manifest = mf.read(config.paths.url("manifest"), mf.MANIFEST)
-    quarantine = mf.read(config.paths.url("quarantine"), mf.QUARANTINE)
+    manifest = mf.read(config.paths.url("manifest"), schema.MANIFEST)
+    quarantine = mf.read(config.paths.url("quarantine"), schema.QUARANTINE)
     tonight = manifest[manifest["ingested_at"].fillna("").str.startswith(night)]
     runs = (tonight.assign(run=tonight["beamtime"] + "/" + tonight["run_id"],
                            quarantined=(tonight["status"] == "quarantined").astype(int))
@@ -138,9 +139,8 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> str:
 
 def write_report(spark, config, night: str) -> str:
     """Write ``<paths.reports>/nightly/<night>/index.html`` and its PNGs; returns the index path."""
-    from xray_spark.nightly import NIGHTLY, nightly_url, report_dir
 
-    target = modeldir.local_path(report_dir(config, night))
+    target = config.paths.local("reports", "nightly", night)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir(parents=True)
     runs, quarantined = runs_of_night(spark, config, night)
@@ -154,10 +154,10 @@ def write_report(spark, config, night: str) -> str:
     else:
         sections.append("<p>No file was ingested this night.</p>")
     predictions = None
-    if schema.table_exists(nightly_url(config)):
-        predictions = parts.read_partitions(spark, nightly_url(config), [(night,)], NIGHTLY, ("night",))
+    if tables.table_exists(config.paths.nightly_predictions()):
+        predictions = parts.read_partitions(spark, config.paths.nightly_predictions(), [(night,)], schema.NIGHTLY, ("night",))
     for model in config.nightly.models:
-        manifest = modeldir.read_manifest(predict.model_path(config, model))
+        manifest = modeldir.read_manifest(config.paths.model_dir(model))
         slug = "".join(c if c.isalnum() else "_" for c in manifest["model_id"])
         sections.append(f"<h2>Model {html.escape(manifest['model_id'])} ({manifest['kind']})</h2>")
         mine = predictions.filter(F.col("model_id") == manifest["model_id"]) if predictions is not None else None

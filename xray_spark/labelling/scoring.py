@@ -1,4 +1,4 @@
-"""`xray-spark predict`: score an `images` table (synthetic or archive) with any model directory.
+"""Scoring an `images` table (synthetic or archive) with any model directory (the `predict` job).
 
 The model (CNN or bag of features, see ``xray_spark.modeldir``) is loaded once per executor
 Python worker (Spark reuses workers between tasks, and ``_scorer`` caches the loaded model), then
@@ -6,23 +6,24 @@ scores the Arrow batches of its partitions (``mapInArrow``): the driver never se
 Every row of the input gets one row in the `predictions` table (``schema.PREDICTIONS``): per-tag
 scores, the tags at or above the model's per-tag thresholds (chosen on validation when the model
 was trained), the true labels when the image is labelled, or the reason it could not be scored.
-The table is written with ``schema.write_table``: a rerun replaces it, never appends.
+The table is written with ``tables.write_table``: a rerun replaces it, never appends.
 
 When the scored images are labelled, the job also prints AP per tag and mAP
-(``evaluate.results_table``) and can write them as JSON (``--evaluation``).
+(``metrics.results_table``) and can write them as JSON (``--evaluation``).
 """
 from __future__ import annotations
 
 import functools
 import logging
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from xray_spark import evaluate, modeldir, schema, tags as tagmod
+from xray_spark import metrics, modeldir, schema
+from xray_spark import tags as tagmod
+from xray_spark.io import tables
+from xray_spark.spark import stage
 from xray_spark.worker import freeze_imports
 
 log = logging.getLogger(__name__)
@@ -80,27 +81,17 @@ def score_batches(batches, directory: str, model_id: str):
         yield score_batch(batch, scorer)
 
 
-def model_path(config, model: str) -> Path:
-    """A model directory from a path or ``file://`` URL, or a name under ``paths.models``."""
-    path = modeldir.local_path(model)
-    if (path / modeldir.MANIFEST).is_file():
-        return path.resolve()
-    return modeldir.local_path(config.paths.url("models")) / model
-
-
-def predict(spark, config, model: str, images_url: str, output_url: str) -> dict:
-    """Score ``images_url`` with ``model``, write ``output_url``; returns counts and, when the images
-    are labelled, the evaluation (``evaluate.Results``)."""
-    from xray_spark.spark import stage
-
-    directory = model_path(config, model)
+def predict(spark, directory: str | Path, images_url: str, output_url: str, *, row_group_size_mb: int = 32,
+            interval_s: float = 30.0) -> dict:
+    """Score ``images_url`` with the model directory ``directory``, write ``output_url``; returns
+    counts and, when the images are labelled, the evaluation (``metrics.Results``)."""
     manifest = modeldir.read_manifest(directory)  # a bad model directory fails here, on the driver
     images = spark.read.parquet(images_url).select(*INPUT_COLUMNS)
     scored = images.mapInArrow(functools.partial(score_batches, directory=str(directory),
                                                  model_id=manifest["model_id"]),
                                schema.spark_schema(schema.PREDICTIONS))
-    with stage(spark, f"predict: {manifest['model_id']}", config):
-        schema.write_table(scored, output_url, config.tables.row_group_size_mb)
+    with stage(spark, f"predict: {manifest['model_id']}", interval_s):
+        tables.write_table(scored, output_url, row_group_size_mb)
     table = spark.read.parquet(output_url)
     counts = table.selectExpr("count(*) AS rows", "count(error) AS errors",
                               "count_if(labels IS NOT NULL AND error IS NULL) AS labelled").first()
@@ -109,46 +100,8 @@ def predict(spark, config, model: str, images_url: str, output_url: str) -> dict
     if counts["labelled"]:
         # scores and labels of the labelled rows: n x n_tags numbers, a small aggregate
         pairs = table.filter("labels IS NOT NULL AND error IS NULL").select("scores", "labels").toPandas()
-        result["evaluation"] = evaluate.evaluate(
+        result["evaluation"] = metrics.evaluate(
             np.stack(pairs["scores"].to_numpy()), np.stack(pairs["labels"].to_numpy()), manifest["tags"],
             method=manifest["kind"], label_set=f"{len(manifest['tags'])} tags of {manifest['model_id']}",
             n_train_images=manifest.get("training", {}).get("train_rows"))
     return result
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="NAME|DIR",
-                        help="model directory, or its name under paths.models (e.g. cnn)")
-    parser.add_argument("--images", metavar="URL", help="images table to score (default: paths.images)")
-    parser.add_argument("--output", metavar="URL",
-                        help="predictions table to write (default: paths.predictions/<model name>)")
-    parser.add_argument("--evaluation", metavar="FILE", help="also write AP per tag and mAP as JSON here")
-
-
-def run(config, args) -> int:
-    from xray_spark.logs import summary
-    from xray_spark.spark import build_session
-
-    started = time.monotonic()
-    directory = model_path(config, args.model)
-    try:
-        modeldir.read_manifest(directory)  # fail before Spark starts
-    except modeldir.ModelDirError as e:
-        print(f"xray-spark predict: {e}", file=sys.stderr)
-        return 2
-    output = args.output or f"{config.paths.url('predictions').rstrip('/')}/{directory.name}"
-    spark = build_session(config, "predict")
-    try:
-        result = predict(spark, config, str(directory), args.images or config.paths.url("images"), output)
-    finally:
-        spark.stop()
-    if result["evaluation"] is not None:
-        print(evaluate.results_table([result["evaluation"]]), end="")
-        if args.evaluation:
-            Path(args.evaluation).write_text(result["evaluation"].to_json() + "\n")
-    print(f"predictions of {result['model_id']} written to {output}")
-    if result["errors"]:
-        log.warning("%d images could not be scored: see the error column of %s", result["errors"], output)
-    summary("predict", time.monotonic() - started, "images", read=result["rows"],
-            written=result["rows"] - result["errors"], quarantined=result["errors"])
-    return 0

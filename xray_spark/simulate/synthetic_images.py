@@ -14,10 +14,10 @@ from xray_spark import schema
 from xray_spark.config import Config, to_dict
 from xray_spark.preprocess import preprocess
 from xray_spark.simulate.detectors import detector
-from xray_spark.simulate.labels import visible_tags
 from xray_spark.simulate.materials import GRAZING
 from xray_spark.simulate.render import render
 from xray_spark.simulate.scene import sample_scene, validate
+from xray_spark.simulate.visibility import visible_tags
 from xray_spark.worker import freeze_imports
 
 GENERATOR_VERSION = 1

@@ -1,4 +1,4 @@
-"""`xray-spark train_cnn`: the CNN trained with Horovod on Spark, fed from the `images` table.
+"""Training the CNN with Horovod on Spark, fed from the `images` table (the `train_cnn` job).
 
 The driver freezes a train/validation split by run (``data.split_by_run``) and starts
 ``horovod.spark.run``: one Horovod rank per Spark task, ``horovod.num_proc`` of them, talking over
@@ -17,7 +17,7 @@ Rank 0 alone writes: a checkpoint per epoch (model, optimizer state and epoch nu
 ``tf.train.CheckpointManager``), TensorBoard logs, and at the end the model directory
 (``weights.h5`` + ``manifest.json``, see ``xray_spark.modeldir``) with per-tag thresholds chosen on
 the validation runs. A killed training rerun with the same configuration restores the last
-checkpoint and trains only the remaining epochs; ``--fresh`` starts over.
+checkpoint and trains only the remaining epochs; ``fresh=True`` starts over.
 
 Model directory layout: ``manifest.json``, ``weights.h5``, ``checkpoints/`` (with ``epochs.jsonl``,
 one line per finished epoch), ``tensorboard/``, ``data/`` (the frozen split and ``plan.json``).
@@ -30,22 +30,19 @@ import json
 import logging
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from xray_spark import evaluate, modeldir, tags as tagmod
+from xray_spark import metrics, modeldir
+from xray_spark import tags as tagmod
 from xray_spark.cnn import data, schedule
 from xray_spark.cnn.model import WEIGHTS, Architecture, architecture, build_model, weighted_binary_crossentropy
 from xray_spark.config import to_dict
+from xray_spark.spark import stage
 
 log = logging.getLogger(__name__)
-
-
-def model_directory(config) -> Path:
-    return modeldir.local_path(config.paths.url("models")) / config.cnn.model_name
 
 
 def weights_digest(model) -> str:
@@ -126,7 +123,7 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
             if rank == 0:
                 labels, scores = data.score_table(self.model, plan["validation_url"], plan["tags"], c.inference_batch)
                 validation_scores["last_epoch"] = labels, scores
-                record["val_mAP"] = logs["val_mAP"] = evaluate.evaluate(scores, labels, plan["tags"], method="cnn",
+                record["val_mAP"] = logs["val_mAP"] = metrics.evaluate(scores, labels, plan["tags"], method="cnn",
                                                                       label_set=c.tag_set).mean_ap
                 with open(ckpt_dir / "epochs.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
@@ -167,7 +164,7 @@ def _write_model(model, config, plan, ranks, steps, epochs, digest, scored=None)
     c = config.cnn
     labels, scores = scored or data.score_table(model, plan["validation_url"], plan["tags"], c.inference_batch)
     thresholds = modeldir.choose_thresholds(labels, scores)
-    validation = evaluate.evaluate(scores, labels, plan["tags"], method="cnn", label_set=c.tag_set,
+    validation = metrics.evaluate(scores, labels, plan["tags"], method="cnn", label_set=c.tag_set,
                                    n_train_images=plan["train_rows"])
     model_dir = Path(plan["model_dir"])
     tmp = model_dir / f".{WEIGHTS}.tmp"
@@ -206,7 +203,7 @@ def epoch_progress(epochs: list[dict], total: int) -> str:
 def prepare(spark, config, images_url: str, fresh: bool = False) -> dict:
     """The training plan: a new split by run, or the saved one when resuming from a checkpoint."""
     c = config.cnn
-    model_dir = model_directory(config)
+    model_dir = config.paths.local("models", config.cnn.model_name)
     if fresh:
         for name in ("checkpoints", "tensorboard", "data", WEIGHTS, modeldir.MANIFEST):
             path = model_dir / name
@@ -241,58 +238,13 @@ def train(spark, config, images_url: str, *, stop_after_epochs: int | None = Non
     """Plan, then train on ``horovod.num_proc`` ranks; returns each rank's result (rank order)."""
     import horovod.spark
 
-    from xray_spark.spark import stage
-
-    with stage(spark, "train_cnn: split by run", config):
+    with stage(spark, "train_cnn: split by run", config.progress.interval_s):
         plan = prepare(spark, config, images_url, fresh)
     n = config.horovod.num_proc
     epochs_file = Path(plan["model_dir"]) / "checkpoints" / "epochs.jsonl"
-    with stage(spark, f"train_cnn: Horovod training on {n} ranks", config,
+    with stage(spark, f"train_cnn: Horovod training on {n} ranks", config.progress.interval_s,
                progress=lambda: epoch_progress(_epoch_log(epochs_file, config.cnn.epochs), config.cnn.epochs)):
         results = horovod.spark.run(train_rank, args=(config, plan, stop_after_epochs), num_proc=n,
                                     nics=set(config.horovod.nics), start_timeout=config.horovod.start_timeout_s,
                                     verbose=0)
     return sorted(results, key=lambda r: r["rank"])
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--images", metavar="URL", help="images table to train on (default: paths.images)")
-    parser.add_argument("--stop-after-epochs", type=int, metavar="N",
-                        help="train at most N epochs in this invocation, then stop (a rerun resumes)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="discard this model's checkpoints and split, and start over")
-
-
-def run(config, args) -> int:
-    from xray_spark.logs import summary
-    from xray_spark.spark import build_session
-
-    if args.stop_after_epochs is not None and args.stop_after_epochs < 1:
-        print(f"xray-spark train_cnn: --stop-after-epochs = {args.stop_after_epochs}: must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        tagmod.resolve(config.cnn.tag_set)
-    except tagmod.UnknownTagError as e:
-        print(f"xray-spark train_cnn: cnn.tag_set: {e}", file=sys.stderr)
-        return 2
-    started = time.monotonic()
-    spark = build_session(config, "train_cnn")
-    try:
-        results = train(spark, config, args.images or config.paths.url("images"),
-                        stop_after_epochs=args.stop_after_epochs, fresh=args.fresh)
-    except (ValueError, OSError) as e:  # no usable split or checkpoint: say why, no traceback
-        print(f"xray-spark train_cnn: {e}", file=sys.stderr)
-        return 2
-    finally:
-        spark.stop()
-    first = results[0]
-    seen = len(first["history"]) * first["steps_per_epoch"] * config.cnn.batch_size * first["ranks"]
-    epochs_done = first["initial_epoch"] + len(first["history"])
-    if first["finished"]:
-        m = first["manifest"]
-        print(f"model {m['model_id']} in {model_directory(config)}: validation mAP "
-              f"{m['metrics']['validation']['mAP']:.4f} on {m['metrics']['validation']['images']} images")
-    else:
-        print(f"stopped after epoch {epochs_done}/{config.cnn.epochs}; rerun the same command to resume")
-    summary("train_cnn", time.monotonic() - started, "images", read=seen)
-    return 0

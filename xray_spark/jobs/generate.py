@@ -1,6 +1,6 @@
 """`xray-spark generate`: synthetic images into the `images` table, with a closing summary.
 
-Writes ``generate_images(...)`` with ``schema.write_table`` (bounded row groups, atomic publish)
+Writes ``generate_images(...)`` with ``tables.write_table`` (bounded row groups, atomic publish)
 to ``paths.images`` or ``--output``; then reads the table back with Spark to report images,
 images/s, bytes per stored image and the tag prevalence table (aggregated on executors).
 """
@@ -9,10 +9,16 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
 from xray_spark import tags as tagmod
 from xray_spark.config import ConfigError
+from xray_spark.io import tables
+from xray_spark.jobs import JobError, spark_session
 from xray_spark.logs import summary
+from xray_spark.simulate.scene import validate
+from xray_spark.simulate.synthetic_images import generate_images, tag_prevalence
+from xray_spark.spark import stage
 
 log = logging.getLogger(__name__)
 
@@ -41,44 +47,29 @@ def format_prevalence(prevalence: dict[str, float], top17: list[str]) -> str:
 
 
 def run(config, args) -> int:
-    from pathlib import Path
-
-    from xray_spark import schema
-    from xray_spark.simulate.generate import generate_images, tag_prevalence
-    from xray_spark.simulate.scene import validate
-    from xray_spark.spark import build_session, stage
-
     for name in ("n", "partitions"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise SystemExit(f"xray-spark generate: --{name} = {value}: must be >= 1")
+            raise JobError(f"--{name} = {value}: must be >= 1")
     if args.seed is not None and args.seed < 0:
-        raise SystemExit(f"xray-spark generate: --seed = {args.seed}: must be >= 0")
+        raise JobError(f"--seed = {args.seed}: must be >= 0")
     try:
         validate(config.simulate)
     except ConfigError as e:
-        raise SystemExit(f"xray-spark generate: configuration error: {e}") from None
+        raise JobError(f"configuration error: {e}") from None
     url = args.output or config.paths.url("images")
     if "://" not in url:
         url = Path(url).resolve().as_uri()
     n = args.n or config.simulate.n_images
-    from pyspark.sql import SparkSession
-
-    owned = SparkSession.getActiveSession() is None        # a notebook's or test's session is left running
-    spark = build_session(config, "generate")
-    try:
+    with spark_session(config, "generate") as spark:
         started = time.monotonic()
-        with stage(spark, f"generate {n} images", config):
+        with stage(spark, f"generate {n} images", config.progress.interval_s):
             df = generate_images(spark, config, n_images=n, seed=args.seed, partitions=args.partitions)
-            schema.write_table(df, url, row_group_size_mb=config.tables.row_group_size_mb)
+            tables.write_table(df, url, row_group_size_mb=config.tables.row_group_size_mb)
         seconds = time.monotonic() - started
-        with stage(spark, "generate: tag prevalence", config):
+        with stage(spark, "generate: tag prevalence", config.progress.interval_s):
             prevalence = tag_prevalence(spark.read.parquet(url))
             size = table_bytes(spark, url)
-        print(format_prevalence(prevalence, tagmod.subset("top17")))
-        summary("generate", seconds, "images", written=n,
-                detail=f"{size / n / 1024:.1f} KiB per stored image; table {url}")
-    finally:
-        if owned:
-            spark.stop()
+    print(format_prevalence(prevalence, tagmod.subset("top17")))
+    summary("generate", seconds, "images", written=n, detail=f"{size / n / 1024:.1f} KiB per stored image; table {url}")
     return 0

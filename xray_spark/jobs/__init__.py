@@ -1,0 +1,33 @@
+"""The jobs of ``xray-spark``: one module per job, each with ``add_arguments(parser)`` and
+``run(config, args) -> exit code``, called by the CLI and by the spark-submit entry points in
+``jobs/``. Jobs compose library functions; no library module imports a job.
+
+The skeleton every job shares: ``spark_session`` (the job's named SparkSession; stages inside are
+named with ``spark.stage``), one closing summary line (``logs.summary``), and the exit code:
+0 done, 2 bad input (``JobError``: the CLI prints ``xray-spark <job>: <message>``, before Spark
+starts wherever the input can be checked without it).
+"""
+from __future__ import annotations
+
+import contextlib
+
+from xray_spark.spark import build_session
+
+
+class JobError(Exception):
+    """Bad input of a job, said in one line naming the argument, file or key and what is allowed."""
+
+
+@contextlib.contextmanager
+def spark_session(config, job: str):
+    """The SparkSession of ``job``; stopped at the end unless it was running before (a notebook's
+    or a test's session is left running)."""
+    from pyspark.sql import SparkSession
+
+    owned = SparkSession.getActiveSession() is None
+    spark = build_session(config, job)
+    try:
+        yield spark
+    finally:
+        if owned:
+            spark.stop()
