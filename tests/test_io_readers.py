@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from xray_spark.io import detector_writers
+from xray_spark.io import detector_writers, masks
 from xray_spark.io import geometry as geom
 from xray_spark.io.archive import discover
 from xray_spark.io.expert_labels import LabelsError, read_labels
@@ -134,17 +134,17 @@ def test_bad_sidecar_fields_are_named(tmp_path, text, fragment):
 
 
 def test_masks_combine_detector_gaps_file_and_user_masks():
-    det = geom.pyfai_detector("PILATUS 1M")
+    det = masks.pyfai_detector("PILATUS 1M")
     assert det is not None and det.shape == (1043, 981)
-    gaps = geom.gap_mask(det, (1043, 981))
+    gaps = masks.gap_mask(det, (1043, 981))
     assert gaps[:, 487:494].all() and not gaps[0, 0]          # the vertical module gap of a Pilatus 1M
     user = np.zeros((1043, 981), bool)
     user[0, 0] = True
-    both = geom.combine_masks((1043, 981), gaps, None, user)
+    both = masks.combine_masks((1043, 981), gaps, None, user)
     assert both.sum() == gaps.sum() + 1
-    assert geom.gap_mask(det, (64, 64)) is None
+    assert masks.gap_mask(det, (64, 64)) is None
     with pytest.raises(ValueError, match="differs from frame shape"):
-        geom.combine_masks((64, 64), user)
+        masks.combine_masks((64, 64), user)
 
 
 SETTINGS = {"archive": "/a", "hdf5_datasets": DATASETS, "labels": {}, "defaults": {

@@ -1,7 +1,6 @@
 """Generation on Spark executors: same bytes whatever the partitioning, the job's table read back
 through Petastorm into tf.data, and the default tag prevalence on a few thousand images."""
 import numpy as np
-import pytest
 from pyspark.sql import functions as F
 
 from xray_spark import tags as tagmod

@@ -1,4 +1,4 @@
-"""Geometry and masks of an archive frame, with where each value came from.
+"""Geometry of an archive frame, with where each value came from.
 
 Geometry (pyFAI's vocabulary: metres, pixel1 = slow/vertical axis, beam centre in raw pixels
 (row, column)) is taken, value by value, from the file's own header or NeXus fields, else from the
@@ -8,11 +8,6 @@ A header beam centre of exactly (0, 0) is the detector software's "not set": it 
 flagged. A final beam centre of (0, 0), or further outside the frame than
 ``ingest.beam_center_margin`` of its size, is flagged (GISAXS beams may sit just below the frame).
 
-Masks have one polarity everywhere: True (stored as 1) = bad pixel. A frame's mask is the union of
-the detector's module-gap mask (pyFAI's detector definition, when the detector is named and its
-shape matches), the file's NeXus ``pixel_mask`` (non-zero = bad) and the run's user mask file
-(named by the sidecar's ``mask``; non-zero = bad).
-
 The sidecar (``run.yaml`` in the run directory) may set: detector, distance_m, wavelength_m,
 pixel1_m, pixel2_m, beam_center_row_px, beam_center_col_px, incidence_angle_deg, mask.
 """
@@ -20,9 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache
 
-import numpy as np
 import yaml
 
 LENGTHS = ("distance_m", "wavelength_m", "pixel1_m", "pixel2_m")
@@ -101,53 +94,3 @@ def resolve_geometry(header: dict, sidecar: dict, defaults: dict, shape: tuple[i
         flags.append(f"beam centre ({row:g}, {col:g}) is implausibly far outside the "
                      f"{shape[0]}x{shape[1]} frame")
     return geometry, sources, flags
-
-
-@lru_cache(maxsize=32)
-def pyfai_detector(name: str):
-    """pyFAI's detector for a header or configured name ('PILATUS 1M', 'Eiger2_4M'), or None."""
-    from pyFAI.detectors import detector_factory
-
-    words = [w for w in name.replace("-", " ").split() if w.lower() not in ("dectris", "si", "cdte")]
-    for candidate in (name, "".join(words), "_".join(words)):
-        try:
-            return detector_factory(candidate)
-        except (RuntimeError, KeyError, ValueError):
-            continue
-    return None
-
-
-def expected_shapes(detector) -> list[tuple[int, int]]:
-    """Frame shapes a detector writes: full size and 2x2..4x4 binned."""
-    rows, cols = detector.shape
-    return [(rows // k, cols // k) for k in (1, 2, 3, 4)]
-
-
-def gap_mask(detector, shape: tuple[int, int]) -> np.ndarray | None:
-    """The detector's module-gap mask (True = bad) for a full-size frame, else None."""
-    if detector is None or tuple(detector.shape) != tuple(shape) or detector.mask is None:
-        return None
-    return np.asarray(detector.mask) != 0
-
-
-@lru_cache(maxsize=8)
-def read_mask_file(path: str) -> np.ndarray:
-    """A user mask file (EDF, TIFF, CBF or .npy; non-zero = bad pixel) as a bool array."""
-    if path.endswith(".npy"):
-        data = np.load(path, allow_pickle=False)
-    else:
-        import fabio
-
-        data = fabio.open(path).data
-    return np.asarray(data) != 0
-
-
-def combine_masks(shape: tuple[int, int], *masks: np.ndarray | None) -> np.ndarray:
-    """Union of the given masks (None = no mask), all of ``shape``; True = bad."""
-    out = np.zeros(shape, dtype=bool)
-    for mask in masks:
-        if mask is not None:
-            if mask.shape != tuple(shape):
-                raise ValueError(f"mask shape {mask.shape} differs from frame shape {tuple(shape)}")
-            out |= mask
-    return out

@@ -25,6 +25,7 @@ from pyspark.accumulators import AccumulatorParam
 
 from xray_spark import schema
 from xray_spark.io import geometry as geom
+from xray_spark.io import masks
 from xray_spark.io.readers import UnreadableFile, open_detector_file
 from xray_spark.preprocess import bad_pixel_count, preprocess
 
@@ -78,14 +79,14 @@ def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict,
         raise UnreadableFile("bad_dtype", f"{unit['path']} frame {i}: dtype {raw.dtype} is not real counts")
     geometry, sources, flags = geom.resolve_geometry(detector_file.header, sidecar, settings["defaults"],
                                                      shape, settings["beam_center_margin"])
-    detector = geom.pyfai_detector(geometry["detector"]) if geometry["detector"] else None
-    if detector is not None and shape not in geom.expected_shapes(detector):
+    detector = masks.pyfai_detector(geometry["detector"]) if geometry["detector"] else None
+    if detector is not None and shape not in masks.expected_shapes(detector):
         raise UnreadableFile("bad_shape", f"{unit['path']} frame {i}: shape {shape} is not one that "
                              f"{detector.name} writes ({detector.shape[0]}x{detector.shape[1]} or binned)")
-    user_mask = geom.read_mask_file(sidecar["mask"]) if sidecar.get("mask") else None
-    gaps = geom.gap_mask(detector, shape)
+    user_mask = masks.read_mask_file(sidecar["mask"]) if sidecar.get("mask") else None
+    gaps = masks.gap_mask(detector, shape)
     try:
-        mask = geom.combine_masks(shape, gaps, detector_file.pixel_mask, user_mask)
+        mask = masks.combine_masks(shape, gaps, detector_file.pixel_mask, user_mask)
     except ValueError as e:
         raise UnreadableFile("bad_mask", f"{unit['path']} frame {i}: {e}") from None
     bad = bad_pixel_count(raw, mask)
