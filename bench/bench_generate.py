@@ -41,7 +41,7 @@ def naive_image(config, seed, index):
 
     scene, rng = sample_scene(config.simulate, seed, index)
     shape = detector(scene["detector"]).shape
-    g = scene_geometry(scene).pyfai()
+    g = scene_geometry(scene).integrator()
     q = g.qArray(shape) / 10.0
     chi = g.center_array(shape, unit="chi_rad") + np.pi / 2
     image = np.full(shape, scene["background"], np.float64)

@@ -189,3 +189,12 @@ def test_paper_preset_sizes_and_job_arguments(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--set", "bof.kmeans=kmeans++", "build_dictionary"])
     assert exit_.value.code == 2 and "allowed values are 'lloyd', 'mllib'" in capsys.readouterr().err
+
+
+def test_unknown_labels_are_left_out_of_that_tags_ap_only():
+    scores = np.array([[0.9, 0.1], [0.8, 0.7], [0.1, 0.2], [0.2, 0.9]])
+    labels = np.array([[1, 0], [-1, 1], [0, 0], [0, -1]])
+    ap = average_precisions(scores, labels)
+    assert ap[0] == 1.0 and ap[1] == 1.0                  # the unknown rows would have lowered both
+    r = evaluate(scores, labels, ["a", "b"], method="m", label_set="s")
+    assert r.positives == [1, 1]

@@ -1,6 +1,10 @@
 """The bag-of-features stages on a real two-executor cluster: descriptors with skip reasons and
-partition-independent bytes, k-means (own Lloyd and MLlib) recovering separated clusters, and the
-whole Pipeline fitted, saved, loaded and scoring held-out images well above chance."""
+partition-independent bytes, k-means (own Lloyd and MLlib) recovering separated clusters, the
+whole Pipeline fitted, saved, loaded and scoring held-out images well above chance, the stages
+on a table whose columns are named otherwise, and every Param of a stage surviving save and load."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from bof_images import FEATURES, toy_frame, toy_image
@@ -10,7 +14,7 @@ from xray_spark import modeldir, schema, tags
 from xray_spark.bof import kmeans
 from xray_spark.bof.scorer import write_model_dir
 from xray_spark.bof.stages import PatchDescriptors, SpatialPyramid, VisualDictionary, VisualDictionaryModel
-from xray_spark.bof.svm import ChiSquareSVMs
+from xray_spark.bof.svm import ChiSquareSVMModel, ChiSquareSVMs
 from xray_spark.metrics import evaluate
 
 K = 16
@@ -107,3 +111,108 @@ def test_dictionary_rejects_too_few_patches(spark):
     descriptors = PatchDescriptors(patchesPerImage=4, scales=[8], descriptorSize=8).transform(toy_frame(spark, 2))
     with pytest.raises(ValueError, match="k = 50 words needs more"):
         VisualDictionary(k=50).fit(descriptors)
+
+
+# Every column the stages read or write, renamed: a stage that used a name of its own would fail.
+RENAMED = {"image_id": "frame_key", "image": "pixels", "mask": "bad_pixels", "height": "rows", "width": "cols",
+           "tags": "labels", "run_id": "run"}
+OUTPUTS = {"descriptors": "desc", "patch_centres": "where", "n_patches": "count", "skip_reason": "why",
+           "words": "vocab", "features": "hist", "scores": "svm"}
+
+
+def _small_pipeline(**cols) -> Pipeline:
+    """The four stages, small, with the column Params ``cols`` gives (the default names when empty)."""
+    c = {**{k: k for k in [*RENAMED, *OUTPUTS]}, **cols}
+    return Pipeline(stages=[
+        PatchDescriptors(patchesPerImage=20, scales=[8, 16], descriptorSize=8, seed=2, inputCol=c["image"],
+                         maskCol=c["mask"], heightCol=c["height"], widthCol=c["width"], imageIdCol=c["image_id"],
+                         outputCol=c["descriptors"], centresCol=c["patch_centres"], patchCountCol=c["n_patches"],
+                         skipReasonCol=c["skip_reason"]),
+        VisualDictionary(k=8, maxIter=2, sampleSize=2000, initSampleSize=300, seed=2, inputCol=c["descriptors"],
+                         outputCol=c["words"], imageIdCol=c["image_id"], patchCountCol=c["n_patches"],
+                         skipReasonCol=c["skip_reason"]),
+        SpatialPyramid(numWords=8, levels=2, wordsCol=c["words"], centresCol=c["patch_centres"],
+                       outputCol=c["features"]),
+        ChiSquareSVMs(labelSet="|".join(FEATURES), cGrid=[1.0], gammaScales=[1.0], folds=2, kernelBlocks=2,
+                      featuresCol=c["features"], labelCol=c["tags"], imageIdCol=c["image_id"], groupCol=c["run_id"],
+                      outputCol=c["scores"])])
+
+
+def test_stages_run_on_a_table_whose_columns_are_named_otherwise(spark):
+    train, test = toy_frame(spark, 32, seed=0), toy_frame(spark, 8, seed=1)
+    model = _small_pipeline(**RENAMED, **OUTPUTS).fit(train.withColumnsRenamed(RENAMED))
+    out = model.transform(test.withColumnsRenamed(RENAMED))
+    assert not set(out.columns) & {*RENAMED, *OUTPUTS, "pixels", "bad_pixels"}, out.columns
+    assert {*RENAMED.values(), *OUTPUTS.values()} - {"pixels", "bad_pixels"} <= set(out.columns)
+    renamed = sorted(out.select("frame_key", *OUTPUTS.values()).collect())
+    # the same stages under the default names give the same bytes, words, histograms and scores
+    default = sorted(_small_pipeline().fit(train).transform(test).select("image_id", *OUTPUTS).collect())
+    assert [tuple(r) for r in renamed] == [tuple(r) for r in default]
+    assert all(r.why is None and r["count"] == 20 and len(r.svm) == 3 for r in renamed)
+
+
+def _other_than(value):
+    """A value of the same type as a Param's default, different from it."""
+    if isinstance(value, str):
+        return f"{value}_x"
+    if isinstance(value, int):
+        return value + 3
+    if isinstance(value, float):
+        return value * 2 + 0.25
+    return [*value[::-1], value[0] if value else "x"]
+
+
+STAGES = [(PatchDescriptors, {}), (VisualDictionary, {"implementation": "mllib"}), (SpatialPyramid, {}),
+          (ChiSquareSVMs, {"labelSet": "top17"}),
+          (VisualDictionaryModel, {"centres": np.arange(6, dtype=np.float32).reshape(2, 3)}),
+          (ChiSquareSVMModel, {"support_features": np.ones((2, 4), np.float32), "intercepts": np.array([0.5])})]
+
+
+def _named(param_map: dict) -> dict:
+    return {p.name: v for p, v in param_map.items()}
+
+
+@pytest.mark.parametrize("cls, special", STAGES, ids=[cls.__name__ for cls, _ in STAGES])
+def test_a_saved_and_reloaded_stage_keeps_every_param_value(spark, tmp_path, cls, special):
+    defaults = cls()
+    values = {p.name: special.get(p.name, _other_than(defaults.getOrDefault(p))) for p in defaults.params}
+    stage = cls(**values)
+    assert all(stage.getOrDefault(p) != defaults.getOrDefault(p.name) for p in stage.params)
+    arrays = {k: v for k, v in special.items() if k not in values}
+    for s in (stage, defaults):
+        if arrays:
+            s.set_arrays(arrays)
+        s.save(str(tmp_path / s.uid))
+
+    loaded = cls.load(str(tmp_path / stage.uid))
+    assert loaded.uid == stage.uid and _named(loaded.extractParamMap()) == values
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(loaded.arrays()[name], array)
+    again = cls.load(str(tmp_path / defaults.uid))       # a stage saved with its defaults keeps them as defaults
+    assert _named(again.extractParamMap()) == _named(defaults.extractParamMap())
+    assert [again.isSet(p) for p in again.params] == [defaults.isSet(p) for p in defaults.params]
+
+
+# The Params the stages did not have before they named every column: a stage saved then loads with
+# them at today's defaults (the names it used to hard-code).
+BEFORE = {PatchDescriptors: {"inputCol", "maskCol", "heightCol", "widthCol", "imageIdCol", "outputCol", "centresCol",
+                              "patchCountCol", "skipReasonCol"},
+          VisualDictionary: {"imageIdCol", "patchCountCol", "skipReasonCol"}, SpatialPyramid: {"centresCol"},
+          ChiSquareSVMs: {"labelCol", "imageIdCol", "progressInterval"}}
+
+
+@pytest.mark.parametrize("cls", list(BEFORE), ids=[cls.__name__ for cls in BEFORE])
+def test_a_stage_saved_before_the_column_params_loads_with_the_old_names(spark, tmp_path, cls):
+    defaults = cls()
+    stage = cls(**{p.name: _other_than(defaults.getOrDefault(p)) for p in defaults.params if p.name not in BEFORE[cls]})
+    stage.save(str(tmp_path / "stage"))
+    part = next((tmp_path / "stage" / "metadata").glob("part-*"))
+    metadata = json.loads(part.read_text())
+    for key in ("paramMap", "defaultParamMap"):
+        metadata[key] = {k: v for k, v in metadata[key].items() if k not in BEFORE[cls]}
+    part.write_text(json.dumps(metadata))
+    for crc in Path(part.parent).glob(".*.crc"):
+        crc.unlink()
+    loaded = cls.load(str(tmp_path / "stage"))
+    assert _named(loaded.extractParamMap()) == _named(stage.extractParamMap())
+    assert all(not loaded.isSet(loaded.getParam(name)) for name in BEFORE[cls])

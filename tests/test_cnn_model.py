@@ -164,3 +164,39 @@ def test_mixed_precision_computes_in_float16_with_a_float32_output():
         assert np.isfinite(loss)
     finally:
         tf.keras.mixed_precision.set_global_policy("float32")
+
+
+def test_augmentation_changes_counts_not_bad_pixels_and_is_identity_when_off():
+    import math
+
+    import tensorflow as tf
+
+    from xray_spark.cnn.augment import Augmentation, augment
+
+    full = 2.0**20 - 1
+    stored = np.zeros((8, 32, 32, 1), np.float32)
+    stored[:, 4:28, 4:20, 0] = math.log1p(200) / math.log1p(full)         # the rest is bad (0)
+    off = augment(tf.constant(stored), tf.random.Generator.from_seed(0),
+                  Augmentation(full, max_scale=1.0, max_background=0.0, max_blocks=0, flip=False)).numpy()
+    np.testing.assert_allclose(off, stored, atol=1e-6)
+    on = augment(tf.constant(stored), tf.random.Generator.from_seed(0), Augmentation(full, max_blocks=3)).numpy()
+    assert on.min() >= 0 and on.max() <= 1
+    bad = stored == 0
+    assert all((o[b] == 0).all() or (o[:, ::-1][b] == 0).all() for o, b in zip(on, bad))  # bad stays bad
+    levels = {round(float(v), 3) for v in on[on > 0]}
+    assert len(levels) > 3                                                # per-image count scales differ
+
+
+def test_quarter_turns_keep_the_image_and_turn_it():
+    import tensorflow as tf
+
+    from xray_spark.cnn.augment import Augmentation, augment
+
+    stored = np.zeros((16, 8, 8, 1), np.float32)
+    stored[:, 0, :3, 0] = 0.5                                             # a bar along the top edge
+    turned = augment(tf.constant(stored), tf.random.Generator.from_seed(3),
+                     Augmentation(2.0**20 - 1, max_scale=1.0, max_background=0.0, max_blocks=0, flip=False,
+                                  rotate=True)).numpy()
+    assert all(np.isclose(t.sum(), stored[0].sum()) for t in turned)
+    corners = {tuple(np.argwhere(t[..., 0] > 0)[0]) for t in turned}
+    assert len(corners) > 1                                               # several orientations drawn

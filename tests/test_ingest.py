@@ -46,7 +46,7 @@ def setup(tmp_path):
     (bad / "link.tif").symlink_to(outside)
     import h5py
     with h5py.File(bad / "nodata.h5", "w") as h5:
-        h5["entry/other"] = np.zeros((4, 4))
+        h5["entry/other"] = np.zeros(4)          # 1-D: no frame anywhere (a 2-D one would be found)
     detector_writers.write_edf(str(bad / "nan.edf"), [np.full((48, 40), np.nan, np.float32)])
     (side / "run.yaml").write_text("distance_m: far\n")
     detector_writers.write_tiff(str(side / "d.tif"), frames(1, 5))

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from xray_spark.io import detector_writers, masks
-from xray_spark.io import geometry as geom
+from xray_spark.io import sidecar as geom
 from xray_spark.io.archive import discover
 from xray_spark.io.expert_labels import LabelsError, read_labels
 from xray_spark.io.readers import UnreadableFile, open_detector_file
 from xray_spark.io.rows import file_rows, image_id
+from xray_spark.preprocess import stored_shape
 
 DATASETS = ["/entry/data/data", "/entry/data/data_*"]
 GEOMETRY = {"distance_m": 2.5, "wavelength_m": 1.2e-10, "pixel1_m": 172e-6, "pixel2_m": 172e-6,
@@ -63,7 +64,7 @@ def write_bytes(path, data: bytes):
     ("notes.xyz", "unsupported_format", "extension '.xyz'"),
     ("cut.edf", "truncated", "truncated"),
     ("cut.tif", "unreadable", "tiff reader failed"),
-    ("nodata.h5", "missing_dataset", "datasets present: /entry/other/thing"),
+    ("nodata.h5", "missing_dataset", "no numeric dataset with 2 or more dimensions"),
     ("lost_master.h5", "missing_dataset", "lost_data_000002.h5"),
     ("rgb.tif", "bad_shape", "not a 2-D image"),
 ])
@@ -85,7 +86,7 @@ def test_bad_files_fail_with_reason_and_message_naming_the_file(tmp_path, case, 
         path.write_bytes(blob[: len(blob) * 2 // 3])
     elif case == "nodata.h5":
         with h5py.File(path, "w") as h5:
-            h5["entry/other/thing"] = np.zeros((4, 4))
+            h5["entry/other/thing"] = np.zeros(4)            # 1-D: no frame anywhere
     elif case == "lost_master.h5":
         written = detector_writers.write_eiger(str(path), frames(4), frames_per_file=2)
         os.remove(written[2])
@@ -102,10 +103,11 @@ def test_geometry_sources_fallbacks_and_beam_centre_flags():
     defaults = {"distance_m": 1.0, "wavelength_m": 1e-10, "pixel1_m": 1e-4, "pixel2_m": 1e-4, "detector": None}
     g, src, flags = geom.resolve_geometry({"distance_m": 3.0, "beam_center_row_px": 0.0, "beam_center_col_px": 0.0},
                                           {"wavelength_m": 2e-10}, defaults, (100, 200), 0.5)
-    assert (g["distance_m"], src["distance_m"]) == (3.0, "header")
-    assert (g["wavelength_m"], src["wavelength_m"]) == (2e-10, "sidecar")
-    assert (g["pixel1_m"], src["pixel1_m"]) == (1e-4, "default")
-    assert (g["beam_center_row_px"], g["beam_center_col_px"]) == (49.5, 99.5)   # frame centre
+    assert (g.distance_m, src["distance_m"]) == (3.0, "header")
+    assert (g.wavelength_m, src["wavelength_m"]) == (2e-10, "sidecar")
+    assert (g.pixel1_m, src["pixel1_m"]) == (1e-4, "default")
+    assert (g.beam_center_row_px, g.beam_center_col_px) == (49.5, 99.5)   # frame centre
+    assert g.shape == (100, 200) and g.incidence_angle_deg is None
     assert src["beam_center_row_px"] == "default" and src["incidence_angle_deg"] == "none"
     assert any("(0, 0) ignored" in f for f in flags)
     _, _, flags = geom.resolve_geometry({}, {"beam_center_row_px": 0.0, "beam_center_col_px": 0.0},
@@ -120,11 +122,16 @@ def test_geometry_sources_fallbacks_and_beam_centre_flags():
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("distance: 2.0\n", "unknown field(s) 'distance'; allowed: detector, distance_m"),
-    ("distance_m: far\n", "field 'distance_m' = 'far': expected a finite number"),
-    ("wavelength_m: -1.0e-10\n", "field 'wavelength_m' = -1e-10: must be > 0"),
-    ("mask: ../elsewhere.edf\n", "field 'mask' = '../elsewhere.edf': must name a regular file in the run directory"),
+    ("distance: 2.0\n", "unknown key 'distance'; allowed in top level: version, detector, distance_m"),
+    ("distance_m: far\n", "distance_m = 'far': expected float"),
+    ("wavelength_m: -1.0e-10\n", "wavelength_m = -1e-10: must be > 0"),
+    ("version: 1\ndistance_m: -2\n", "distance_m = -2.0: must be > 0"),
+    ("distance_m: .nan\n", "distance_m = nan: must be a finite number"),
+    ("beam_center_row_px: [1, 2]\n", "beam_center_row_px = [1, 2]: expected float"),
+    ("mask: ../elsewhere.edf\n", "mask = '../elsewhere.edf': must name a regular file in the run directory"),
     ("- 1\n- 2\n", "expected a mapping"),
+    ("version: 2\n", "version = 2: this xray_spark reads sidecar versions 0..1; upgrade xray_spark"),
+    ("version: one\n", "version = 'one': expected an integer sidecar schema version"),
 ])
 def test_bad_sidecar_fields_are_named(tmp_path, text, fragment):
     (tmp_path / "run.yaml").write_text(text)
@@ -150,7 +157,7 @@ def test_masks_combine_detector_gaps_file_and_user_masks():
 SETTINGS = {"archive": "/a", "hdf5_datasets": DATASETS, "labels": {}, "defaults": {
     "detector": None, "distance_m": 1.0, "wavelength_m": 1e-10, "pixel1_m": 1e-4, "pixel2_m": 1e-4},
     "beam_center_margin": 0.5, "max_bad_fraction": 0.5, "min_side": 16, "image_size": 32,
-    "full_scale_counts": 1048575.0, "mask_threshold": 0.5, "batch_rows": 8}
+    "full_scale_counts": 1048575.0, "mask_threshold": 0.5, "letterbox": True, "batch_rows": 8}
 
 
 def unit_of(path, sidecar=None):
@@ -173,13 +180,15 @@ def test_nan_and_negative_pixels_are_masked_and_a_mostly_invalid_frame_is_quaran
     assert (file_row["status"], file_row["frames"], file_row["quarantined_frames"]) == ("partial", 1, 1)
 
 
-def test_unexpected_shapes_are_quarantined(tmp_path):
+def test_tiny_frames_are_quarantined_and_a_shape_the_detector_does_not_write_has_no_gap_mask(tmp_path):
     detector_writers.write_edf(str(tmp_path / "tiny.edf"), [np.ones((8, 40), np.float32)])
-    detector_writers.write_edf(str(tmp_path / "odd.edf"), [np.ones((64, 64), np.float32)])
+    detector_writers.write_edf(str(tmp_path / "odd.edf"), [frames(1, (64, 64))[0]])
     tiny = list(file_rows(unit_of(tmp_path / "tiny.edf"), SETTINGS))[0]
     odd = list(file_rows(unit_of(tmp_path / "odd.edf", {"detector": "Pilatus1M"}), SETTINGS))[0]
     assert tiny["reason"] == "bad_shape" and "smaller than ingest.min_side = 16" in tiny["error"]
-    assert odd["reason"] == "bad_shape" and "Pilatus 1M writes (1043x981 or binned)" in odd["error"]
+    provenance = json.loads(odd["provenance"])        # ingested, without gaps, and flagged
+    assert odd["kind"] == "image" and provenance["masks"]["detector_gaps"] is None
+    assert any("is 1043x981, not 64x64 or binned; no gap mask" in f for f in provenance["flags"])
 
 
 def test_labels_with_unknown_tag_names_fail_with_the_closest_names(tmp_path):
@@ -228,7 +237,9 @@ def test_a_user_mask_named_by_the_sidecar_masks_its_pixels(tmp_path):
     assert provenance["bad_pixels"] == 48 * 4 and provenance["masks"]["user_mask"].endswith("beamstop_mask.edf")
     assert image["distance_m"] == 3.5 and provenance["geometry_source"]["distance_m"] == "sidecar"
     stored = np.frombuffer(image["mask"], np.uint8).reshape(32, 32)
-    assert stored[:, 0].all() and not stored[:, -1].any()
+    _, cols = stored_shape((48, 40), 32)                 # the frame's columns in the letterbox
+    left = (32 - cols) // 2
+    assert stored[:, left].all() and not stored[:, left + cols - 1].any()
 
 
 def test_ingest_and_nightly_refuse_bad_input_before_spark_starts(tmp_path, capsys):
@@ -241,6 +252,7 @@ def test_ingest_and_nightly_refuse_bad_input_before_spark_starts(tmp_path, capsy
     assert "'Thin flim' (closest: 'Thin film'" in capsys.readouterr().err
     assert main(["nightly", "--night", "2026-13-01"]) == 2
     assert "expected a date YYYY-MM-DD" in capsys.readouterr().err
-    assert main(["--set", f"paths.root={tmp_path}", "nightly", "--archive", str(tmp_path)]) == 2
+    assert main(["--set", f"paths.root={tmp_path}", "--set", "nightly.models=[nope]", "nightly",
+                 "--archive", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "nightly.models:" in err and "no manifest.json" in err

@@ -8,10 +8,29 @@ FULL = 2.0**20 - 1
 
 def test_output_shape_range_and_dtype_for_non_square_detector():
     raw = np.random.default_rng(0).poisson(50, size=(1043, 981)).astype(np.uint32)
-    image, mask = preprocess(raw, None, 256, full_scale_counts=FULL)
+    image, mask = preprocess(raw, None, 256, full_scale_counts=FULL, letterbox=False)
     assert image.shape == mask.shape == (256, 256)
     assert image.dtype == np.float32 and 0.0 <= image.min() and image.max() <= 1.0
     assert not mask.any()
+    boxed, boxed_mask = preprocess(raw, None, 256, full_scale_counts=FULL)
+    assert boxed.shape == (256, 256) and boxed_mask[:, :7].all() and boxed_mask[:, -8:].all()
+    assert not boxed_mask[:, 7:-8].any() and (boxed[boxed_mask] == 0).all()
+
+
+@pytest.mark.parametrize("shape", [(195, 487), (619, 487), (1679, 1475)])
+def test_letterbox_keeps_a_ring_round_on_non_square_frames(shape):
+    rows, cols = np.indices(shape)
+    centre = (shape[0] * 0.45, shape[1] * 0.55)
+    radius = 0.3 * min(shape)
+    ring = np.abs(np.hypot(rows - centre[0], cols - centre[1]) - radius) < 2.5
+    image, mask = preprocess(np.where(ring, 5000, 1), None, 128, full_scale_counts=FULL)
+    hit_rows, hit_cols = np.nonzero(image > 0.3)
+    height, width = np.ptp(hit_rows) + 1, np.ptp(hit_cols) + 1
+    assert abs(height - width) <= 2, (height, width)                    # a circle, not an ellipse
+    assert mask.sum() == 128 * 128 - np.prod([round(128 * s / max(shape)) for s in shape])
+    stretched, _ = preprocess(np.where(ring, 5000, 1), None, 128, full_scale_counts=FULL, letterbox=False)
+    r, c = np.nonzero(stretched > 0.3)
+    assert abs((np.ptp(r) + 1) - (np.ptp(c) + 1)) > 4                  # the distortion letterboxing removes
 
 
 def test_log_scale_is_absolute_so_weak_and_strong_differ():
@@ -53,7 +72,7 @@ def test_bad_arguments(raw, mask, size, message):
 
 def test_integer_binning_is_the_block_mean_of_the_log_scaled_counts():
     raw = np.random.default_rng(1).poisson(40, size=(64, 96)).astype(np.uint16)
-    image, mask = preprocess(raw, None, 16, full_scale_counts=FULL)
+    image, mask = preprocess(raw, None, 16, full_scale_counts=FULL, letterbox=False)
     scaled = np.log1p(raw.astype(np.float64)) / np.log1p(FULL)
     block = scaled.reshape(16, 4, 16, 6).mean(axis=(1, 3))
     np.testing.assert_allclose(image, block, rtol=1e-5)

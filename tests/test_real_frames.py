@@ -19,14 +19,14 @@ from conftest import CLUSTER
 from marccd_files import write_marccd
 
 from xray_spark.config import load_config
+from xray_spark.geometry import Geometry
 from xray_spark.io.archive import discover
 from xray_spark.io.ingestion import ingest, settings_of
 from xray_spark.io.masks import pyfai_detector
 from xray_spark.io.readers import open_detector_file
 from xray_spark.io.rows import file_rows
-from xray_spark.preprocess import log_scale
+from xray_spark.preprocess import log_scale, stored_shape
 from xray_spark.simulate.grazing import horizon_row
-from xray_spark.simulate.pixel_geometry import Geometry
 from xray_spark.simulate.scene import sample_scene
 
 ROOT = Path(__file__).parent / "fixtures" / "real"
@@ -103,7 +103,11 @@ def test_real_files_become_image_rows_with_geometry_sources_masks_and_sane_image
             image = np.frombuffer(r["image"], "<f4").reshape(64, 64)
             mask = np.frombuffer(r["mask"], "u1").reshape(64, 64).astype(bool)
             assert np.isfinite(image).all() and 0 <= image.min() and image.max() <= 1
-            assert (image[mask] == 0).all() and mask.mean() < 0.2
+            rows_in, cols_in = stored_shape(shape, 64)                # the frame's part of the letterbox
+            top, left = (64 - rows_in) // 2, (64 - cols_in) // 2
+            inside = mask[top:top + rows_in, left:left + cols_in]
+            assert (image[mask] == 0).all() and inside.mean() < 0.2
+            assert mask.sum() - inside.sum() == 64 * 64 - rows_in * cols_in   # the margins are bad
             assert (r["raw_height"], r["raw_width"]) == shape
     ceo2 = json.loads(rows[CEO2][0]["provenance"])
     assert ceo2["geometry_source"]["distance_m"] == "header" and ceo2["geometry_source"]["wavelength_m"] == "sidecar"
@@ -130,7 +134,7 @@ def test_the_gisaxs_frame_shows_its_horizon_where_the_sidecar_geometry_puts_it()
     above, below = np.median(profile[10:40]), np.median(profile[60:])
     edge = 1150 + int(np.argmax(profile < below + 0.05 * (above - below)))   # the exit Fresnel factor reaches 0
     geometry = Geometry(distance_m=2.565, wavelength_m=1.0332e-10, pixel1_m=172e-6, pixel2_m=172e-6,
-                        shape=raw.shape, beam_row_px=1311.0, beam_col_px=791.5)
+                        shape=raw.shape, beam_center_row_px=1311.0, beam_center_col_px=791.5)
     assert above > 10 * below
     assert abs(edge - horizon_row(geometry, np.radians(0.4))) < 8
 
@@ -182,7 +186,7 @@ def test_real_frames_are_drawn_beside_synthetic_frames_of_their_kind(tmp_path):
     index = compare.nearest_scene(matched, row, ["Powder"])
     scene, _ = sample_scene(matched.simulate, matched.simulate.seed, index)
     assert (scene["geometry"], scene["detector"], scene["distance_m"]) == ("TWAXS", "Pilatus1M", row["distance_m"])
-    assert "Powder" in scene["sample_tags"] and abs(scene["beam_row_px"] - row["beam_center_row_px"]) < 60
+    assert "Powder" in scene["sample_tags"] and abs(scene["beam_center_row_px"] - row["beam_center_row_px"]) < 60
 
 
 @functools.lru_cache(maxsize=1)

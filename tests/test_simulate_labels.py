@@ -50,10 +50,10 @@ def test_ring_outside_the_frame_is_not_labelled(sim):
 def test_beam_off_image_and_its_beamstop(sim):
     stop = {"kind": "Linear beamstop", "radius_m": 0.002, "arm_width_m": 0.0, "direction_deg": 0.0,
             "row_px": 700.0, "col_px": 240.0}
-    below = scene(beam_row_px=700.0, beamstop=stop)              # rod points further down: never in the frame
+    below = scene(beam_center_row_px=700.0, beamstop=stop)              # rod points further down: never in the frame
     tags = tags_of(below, sim)
     assert "Beam off image" in tags and "Linear beamstop" not in tags
-    up = scene(beam_row_px=700.0, beamstop=dict(stop, direction_deg=180.0))   # rod reaches up into the frame
+    up = scene(beam_center_row_px=700.0, beamstop=dict(stop, direction_deg=180.0))   # rod reaches up into the frame
     assert {"Beam off image", "Linear beamstop"} <= set(tags_of(up, sim))
     assert "Beam off image" not in tags_of(scene(), sim)
 
@@ -62,7 +62,7 @@ def test_peak_in_a_module_gap_is_not_labelled(sim):
     gaps = inactive_fraction("Pilatus1M", GRID) > 0.5
     gap_row = int(np.flatnonzero(gaps.all(axis=1))[2])                    # a full-width horizontal gap
     raw_row = (gap_row + 0.5) * 1043 / 256 - 0.5
-    base = dict(detector="Pilatus1M", beam_row_px=520.0, beam_col_px=300.0, distance_m=2.0)
+    base = dict(detector="Pilatus1M", beam_center_row_px=520.0, beam_center_col_px=300.0, distance_m=2.0)
 
     def peak_at(row):
         # a spot at q, chi = 0 lands straight above the beam: place it on the wanted raw row
@@ -85,7 +85,7 @@ def test_direct_beam_saturates_unless_blocked(sim):
 
 def test_ccd_blooming_is_a_saturation_artifact(sim):
     beams = [["direct", 300.0, 240.0, 1e8, 1.0]]
-    tags = tags_of(scene(detector="Photonics CCD", beam_row_px=500.0, beam_col_px=500.0,
+    tags = tags_of(scene(detector="Photonics CCD", beam_center_row_px=500.0, beam_center_col_px=500.0,
                          beams=[["direct", 500.0, 500.0, 1e8, 1.0]]), sim)
     assert {"Saturation", "Saturation artifacts", "Photonics CCD"} <= set(tags)
     assert "Saturation artifacts" not in tags_of(scene(beams=beams), sim)    # Pilatus: no blooming
@@ -114,7 +114,7 @@ def test_scene_is_consistent(sim):
     for index in range(40):
         sc, _ = sample_scene(sim, 1, index)
         if sc["geometry"].startswith("GI"):
-            assert "Thin film" in sc["sample_tags"] and sc["incidence_deg"] > 0
+            assert "Thin film" in sc["sample_tags"] and sc["incidence_angle_deg"] > 0
         assert sc["detector"] in sim.detectors
 
 

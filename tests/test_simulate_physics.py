@@ -5,12 +5,13 @@ import math
 import numpy as np
 import pytest
 
+from xray_spark.geometry import Geometry
 from xray_spark.simulate import features as F
 from xray_spark.simulate.detectors import detector, inactive_fraction
 from xray_spark.simulate.grazing import exit_angle_of, exit_row, film_qz, fresnel_transmission, horizon_row
 from xray_spark.simulate.materials import ring
 from xray_spark.simulate.noise import poisson
-from xray_spark.simulate.pixel_geometry import Geometry, q_chi
+from xray_spark.simulate.pixel_geometry import q_chi
 from xray_spark.simulate.render import render, scene_geometry, to_grid
 
 DEG = math.pi / 180
@@ -20,7 +21,7 @@ RAW = (619, 487)  # Pilatus300k, rendered at its own resolution for sub-pixel ch
 def scene(**changes):
     """A transmission SAXS scene on a Pilatus300k with no features, beams or artifacts."""
     base = {"geometry": "TSAXS", "detector": "Pilatus300k", "material": "test", "distance_m": 1.0,
-            "wavelength_m": 1.0e-10, "beam_row_px": 300.0, "beam_col_px": 240.0, "exposure": 1000.0,
+            "wavelength_m": 1.0e-10, "beam_center_row_px": 300.0, "beam_center_col_px": 240.0, "exposure": 1000.0,
             "background": 1e-4, "air_xi": 50.0, "beam_sigma_px": 1.5, "shadow_transmission": 1e-3,
             "dead_fraction": 0.0, "obstructions": [], "artifacts": [], "beams": [], "sample_tags": [],
             "features": []}
@@ -29,12 +30,13 @@ def scene(**changes):
 
 
 def test_q_map_matches_pyfai():
-    g = Geometry(0.8, 1.2e-10, 172e-6, 172e-6, (120, 90), 40.3, -15.5)   # beam outside the frame
+    g = Geometry(distance_m=0.8, wavelength_m=1.2e-10, pixel1_m=172e-6, pixel2_m=172e-6, shape=(120, 90),
+                 beam_center_row_px=40.3, beam_center_col_px=-15.5)       # beam outside the frame
     q, chi = q_chi(g, g.shape)
-    reference = g.pyfai().qArray(g.shape) / 10.0                           # pyFAI: 1/nm
+    reference = g.integrator().qArray(g.shape) / 10.0                     # pyFAI: 1/nm
     np.testing.assert_allclose(q, reference, rtol=1e-5)
     # pyFAI's chi runs from the column axis towards increasing rows; ours from "up" towards the right
-    pyfai_chi = g.pyfai().center_array(g.shape, unit="chi_rad")
+    pyfai_chi = g.integrator().center_array(g.shape, unit="chi_rad")
     assert np.allclose(np.angle(np.exp(1j * (pyfai_chi + np.pi / 2 - chi))), 0, atol=1e-5)
 
 
@@ -61,16 +63,13 @@ def test_lattice_peaks_at_their_q_ratios(kind, ratios):
 
 
 def test_rendered_lattice_integrates_to_its_peaks_with_pyfai():
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
     from scipy.signal import find_peaks
 
     qs = F.lattice_q("hexagonal", 0.03, 4)
     sc = scene(features=[ring(q, 6e-4, 1.0) for q in qs])
     rendered = render(sc, RAW, np.random.default_rng(0))
     g = scene_geometry(sc)
-    ai = AzimuthalIntegrator(dist=g.distance_m, poni1=(g.beam_row_px + 0.5) * g.pixel1_m,
-                             poni2=(g.beam_col_px + 0.5) * g.pixel2_m, pixel1=g.pixel1_m, pixel2=g.pixel2_m,
-                             wavelength=g.wavelength_m)
+    ai = g.integrator()
     result = ai.integrate1d(rendered.expected, 600, unit="q_A^-1", mask=rendered.bad, correctSolidAngle=True)
     peaks, _ = find_peaks(result.intensity, prominence=0.1 * result.intensity.max())
     found = result.radial[peaks]
@@ -80,7 +79,8 @@ def test_rendered_lattice_integrates_to_its_peaks_with_pyfai():
 
 def test_horizon_yoneda_and_specular_rows():
     alpha_i, alpha_c = 0.15, 0.1
-    sc = scene(geometry="GISAXS", incidence_deg=alpha_i, critical_deg=alpha_c, beam_row_px=560.0, distance_m=3.0,
+    sc = scene(geometry="GISAXS", incidence_angle_deg=alpha_i, critical_deg=alpha_c, beam_center_row_px=560.0,
+               distance_m=3.0,
                features=[{"kind": "film_diffuse", "amp": 1.0, "xi": 100.0, "xi_z": 50.0, "tags": ["Yoneda"]}],
                beams=[["specular", 560.0 - 3.0 * math.tan(2 * alpha_i * DEG) / 172e-6, 240.0, 1e6, 1.0]])
     rendered = render(sc, RAW, np.random.default_rng(0))
@@ -131,7 +131,7 @@ def test_grid_coordinates_round_trip():
 
 def test_gtsaxs_film_scatters_below_the_horizon_too():
     film = [{"kind": "film_diffuse", "amp": 1.0, "xi": 100.0, "xi_z": 50.0, "tags": ["Yoneda"]}]
-    common = dict(incidence_deg=0.15, critical_deg=0.1, beam_row_px=400.0, distance_m=3.0, features=film)
+    common = dict(incidence_angle_deg=0.15, critical_deg=0.1, beam_center_row_px=400.0, distance_m=3.0, features=film)
     below = slice(int(horizon_row(scene_geometry(scene(**common)), 0.15 * DEG)) + 5, 400)
     gisaxs = render(scene(geometry="GISAXS", **common), RAW, np.random.default_rng(0)).maps.transmission
     gtsaxs = render(scene(geometry="GTSAXS", edge_transmission=0.5, **common), RAW,

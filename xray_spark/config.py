@@ -70,6 +70,7 @@ class TablesConfig:
 class PreprocessConfig:
     full_scale_counts: float = option(1048575.0, "counts mapped to 1.0 by the log scale (20-bit Pilatus/Eiger saturation)", min=1.0)
     mask_threshold: float = option(0.5, "a stored pixel is bad when more than this fraction of its area is bad", min=0.0, max=1.0)
+    letterbox: bool = option(True, "keep the frame's aspect ratio in the stored square (margins bad), else stretch it")
 
 
 @dataclass
@@ -109,6 +110,11 @@ class CnnConfig:
     keep_checkpoints: int = option(2, "checkpoints kept (one per epoch, written by rank 0)", min=1)
     seed: int = option(0, "seed of weight initialisation, shuffling and the run split", min=0)
     inference_batch: int = option(64, "images per forward pass in predict", min=1)
+    augment: bool = option(True, "change training images as real frames vary: count scale, background, masked blocks, mirror")
+    augment_max_scale: float = option(10.0, "counts multiplied by a log-uniform factor in [1/max, max]", min=1.0)
+    augment_max_background: float = option(30.0, "flat background added to half the images, 1 .. this many counts (log-uniform)", min=0.0)
+    augment_max_blocks: int = option(3, "up to this many masked rectangles per image (each drawn with p=0.3)", min=0)
+    augment_rotate: bool = option(False, "also turn training images by quarter turns (frames are stored rotated)")
 
 
 @dataclass
@@ -183,6 +189,12 @@ class IngestConfig:
     tasks_per_core: int = option(4, "read tasks per executor core (files are spread over them)", min=1)
     file_size_mb: int = option(256, "largest images file a read task writes: it holds that much of its rows in memory "
                                "to sort them by image_id", min=1)
+    settle_s: float = option(0.0, "files modified less than this many seconds ago (or growing while listed) are "
+                             "left for the next run: a frame still being written is not read half-written", min=0.0)
+    file_timeout_s: float = option(300.0, "seconds one file may take to read; longer: quarantined as timeout (0: no limit)", min=0.0)
+    max_decompressed_mb: int = option(4096, "largest content a .gz/.bz2/.xz detector file may decompress to", min=1)
+    isolate_reads: bool = option(True, "read each file in a forked child process: a reader that crashes or hangs costs "
+                                 "that file (quarantined: reader_crashed, timeout), not the task")
 
 
 @dataclass
@@ -254,7 +266,8 @@ class DeployConfig:
 
 @dataclass
 class NightlyConfig:
-    models: list[str] = option(["cnn"], "model directories (names under paths.models, or paths) that label each night; [] = ingest and report only")
+    models: list[str] = option(["cnn-top17"], "model directories (names under paths.models, or paths; cnn-top17 = the "
+                               "pretrained CNN shipped with the package) that label each night; [] = ingest and report only")
     review_count: int = option(16, "least confident images listed for review per model in the nightly summary", min=0)
 
 

@@ -8,6 +8,7 @@ against dataclass annotations, environment expansion, overrides.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -23,7 +24,7 @@ class ConfigError(ValueError):
 
 
 def option(default, help: str, **limits):
-    """A field with its documentation and optional limits (min, max, choices)."""
+    """A field with its documentation and optional limits (min, max, gt: greater than, finite, choices)."""
     factory = (lambda: type(default)(default)) if isinstance(default, (list, dict)) else None
     meta = {"help": help, **limits}
     if factory:
@@ -101,6 +102,10 @@ def _check_limits(f: dataclasses.Field, value: Any, key: str) -> None:
         return
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{key} = {value!r}: allowed values are {', '.join(map(repr, meta['choices']))}")
+    if meta.get("finite") and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r}: must be a finite number")
+    if "gt" in meta and not value > meta["gt"]:
+        raise ConfigError(f"{key} = {value!r}: must be > {meta['gt']}")
     if "min" in meta and value < meta["min"]:
         raise ConfigError(f"{key} = {value!r}: must be >= {meta['min']}")
     if "max" in meta and value > meta["max"]:

@@ -48,14 +48,17 @@ class Results:
 def average_precisions(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """AP of every column of ``scores`` (n, m) against 0/1 ``labels`` (n, m): shape (m,).
 
-    A column without positives has no defined AP and gets NaN (it is left out of the mAP).
+    A label of -1 is unknown (real frames whose taggers could not agree): that image is left out of
+    that column's AP only. A column without positives has no defined AP and gets NaN (it is left
+    out of the mAP).
     """
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
     if scores.shape != labels.shape or scores.ndim != 2:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} must be the same (n_images, "
                          "n_labels) shape")
-    return np.array([average_precision_score(labels[:, j], scores[:, j]) if labels[:, j].any() else np.nan
-                     for j in range(labels.shape[1])])
+    known = labels >= 0
+    return np.array([average_precision_score(labels[known[:, j], j], scores[known[:, j], j])
+                     if (labels[:, j] == 1).any() else np.nan for j in range(labels.shape[1])])
 
 
 def evaluate(scores: np.ndarray, labels: np.ndarray, label_names: Sequence[str], *, method: str,
@@ -66,7 +69,7 @@ def evaluate(scores: np.ndarray, labels: np.ndarray, label_names: Sequence[str],
         raise ValueError(f"labels have {labels.shape[1:]} columns but {len(label_names)} label names were given")
     return Results(method=method, label_set=label_set, labels=list(label_names),
                    ap=[float(a) for a in average_precisions(scores, labels)],
-                   positives=[int(p) for p in labels.sum(axis=0)], n_images=int(labels.shape[0]),
+                   positives=[int(p) for p in (labels == 1).sum(axis=0)], n_images=int(labels.shape[0]),
                    n_train_images=n_train_images)
 
 

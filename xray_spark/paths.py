@@ -9,6 +9,9 @@ from pathlib import Path
 
 from xray_spark.config_types import option
 
+SHIPPED_MODELS = Path(__file__).resolve().parent / "data" / "models"
+SHIPPED_MODEL = "cnn-top17"     # the pretrained CNN that predict and nightly use by default (docs/cnn.md)
+
 
 @dataclass
 class PathsConfig:
@@ -50,8 +53,12 @@ class PathsConfig:
         return Path(url[len("file://"):] if url.startswith("file://") else url)
 
     def model_dir(self, model: str) -> Path:
-        """A model directory from a path or ``file://`` URL that holds a manifest, else a name under models."""
+        """A model directory from a path or ``file://`` URL that holds a manifest, else a name under
+        models, else a model shipped with the package (``SHIPPED_MODELS``) of that name."""
         path = Path(model[len("file://"):] if model.startswith("file://") else model)
         if (path / "manifest.json").is_file():
             return path.resolve()
-        return self.local("models", model)
+        trained, shipped = self.local("models", model), SHIPPED_MODELS / model
+        if not (trained / "manifest.json").is_file() and (shipped / "manifest.json").is_file():
+            return shipped
+        return trained

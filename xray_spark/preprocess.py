@@ -6,11 +6,16 @@ raw detector counts + bad-pixel mask  ->  (size x size float32 in [0, 1], size x
 1. Bad pixels (the mask, NaN, infinite or negative counts) carry no signal.
 2. Log scale against a fixed full scale, ``log1p(counts) / log1p(full_scale_counts)``: fixed, not
    per image, so weak and strong scattering stay distinguishable (they are tags).
-3. Resize to a square of ``size`` by area-weighted averaging of the valid pixels only
-   (normalised convolution: ``bin(image * valid) / bin(valid)``), so module gaps and beamstops do
-   not darken their neighbours. Each stored pixel is the mean of the detector area it covers, as
-   detector binning does; it is bad when less than ``1 - mask_threshold`` of that area was valid.
-   Bad stored pixels are 0.
+3. Resize by area-weighted averaging of the valid pixels only (normalised convolution:
+   ``bin(image * valid) / bin(valid)``), so module gaps and beamstops do not darken their
+   neighbours. Each stored pixel is the mean of the detector area it covers, as detector binning
+   does; it is bad when less than ``1 - mask_threshold`` of that area was valid. Bad stored pixels
+   are 0.
+4. The stored image is a square of ``size``. With ``letterbox`` (the default) the frame keeps its
+   aspect ratio: its long side spans the square, its short side ``frame_shape``'s share of it,
+   centred, and the margins are bad pixels; a ring stays a circle on a Pilatus 300K (619 x 487) or
+   a Pilatus 100K (195 x 487) frame. Without it the frame is stretched to the square (a ring on a
+   non-square frame becomes an ellipse).
 
 The binning is written here rather than taken from scikit-image's ``resize``: as two sparse
 matrix products it costs a Pilatus 1M frame about 6 ms instead of ``resize``'s 30 ms of Gaussian
@@ -114,24 +119,33 @@ def strip_weights(n_in: int, n_out: int, rows: int) -> tuple:
     return tuple(blocks)
 
 
-def bin_valid(raw: np.ndarray, mask: np.ndarray | None, size: int,
+def bin_valid(raw: np.ndarray, mask: np.ndarray | None, shape: tuple[int, int],
               full_scale_counts: float) -> tuple[np.ndarray, np.ndarray]:
-    """(binned log-scaled valid counts, binned valid area), both (size, size), of a raw frame.
+    """(binned log-scaled valid counts, binned valid area), both of ``shape``, of a raw frame.
 
     Strip by strip of rows: each strip's bad pixels, log scale and row binning are done while its
     arrays are in the core's cache, so the frame crosses the memory bus once (see module docstring).
     """
     height, width = raw.shape
-    image = np.zeros((size, width), np.float32)
-    coverage = np.zeros((size, width), np.float32)
-    for r0, r1, j0, j1, weights in strip_weights(height, size, strip_rows(width)):
+    image = np.zeros((shape[0], width), np.float32)
+    coverage = np.zeros((shape[0], width), np.float32)
+    for r0, r1, j0, j1, weights in strip_weights(height, shape[0], strip_rows(width)):
         valid = np.logical_not(bad_pixels(raw[r0:r1], None if mask is None else mask[r0:r1])).astype(np.float32)
         scaled = log_scale(raw[r0:r1], full_scale_counts)
         scaled *= valid
         image[j0:j1] += weights @ scaled
         coverage[j0:j1] += weights @ valid
-    columns = area_weights(width, size)
+    columns = area_weights(width, shape[1])
     return (columns @ image.T).T, (columns @ coverage.T).T
+
+
+def stored_shape(frame_shape: tuple[int, int], size: int, letterbox: bool = True) -> tuple[int, int]:
+    """The part of the stored ``size`` square a frame of ``frame_shape`` covers (rows, columns)."""
+    if not letterbox:
+        return size, size
+    rows, cols = frame_shape
+    long = max(rows, cols)
+    return max(1, round(size * rows / long)), max(1, round(size * cols / long))
 
 
 def bad_pixel_count(raw: np.ndarray, mask: np.ndarray | None = None) -> int:
@@ -143,7 +157,7 @@ def bad_pixel_count(raw: np.ndarray, mask: np.ndarray | None = None) -> int:
 
 
 def preprocess(raw: np.ndarray, mask: np.ndarray | None, size: int, *, full_scale_counts: float,
-               mask_threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+               mask_threshold: float = 0.5, letterbox: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Log-scaled, masked, resized image and its mask, both (size, size).
 
     Parameters
@@ -153,6 +167,7 @@ def preprocess(raw: np.ndarray, mask: np.ndarray | None, size: int, *, full_scal
     size : side of the output square, pixels.
     full_scale_counts : counts mapped to 1.0 (e.g. the detector's saturation level).
     mask_threshold : fraction of bad area above which an output pixel is bad.
+    letterbox : keep the frame's aspect ratio (margins are bad pixels), else stretch to the square.
     """
     raw = np.asarray(raw)
     if raw.ndim != 2 or min(raw.shape) < 2:
@@ -161,12 +176,19 @@ def preprocess(raw: np.ndarray, mask: np.ndarray | None, size: int, *, full_scal
         raise ValueError(f"mask shape {mask.shape} differs from image shape {raw.shape}")
     if size < 2:
         raise ValueError(f"size must be >= 2, got {size}")
-    if raw.shape == (size, size):
+    shape = stored_shape(raw.shape, size, letterbox)
+    if raw.shape == shape:
         coverage = np.logical_not(bad_pixels(raw, mask)).astype(np.float32)
         image = log_scale(raw, full_scale_counts) * coverage
     else:
-        image, coverage = bin_valid(raw, mask, size, full_scale_counts)
+        image, coverage = bin_valid(raw, mask, shape, full_scale_counts)
     out_bad = coverage < (1.0 - mask_threshold)
     with np.errstate(invalid="ignore", divide="ignore"):
-        image = np.where(out_bad, 0.0, image / np.maximum(coverage, 1e-12))
-    return np.clip(image, 0.0, 1.0).astype(np.float32), out_bad
+        image = np.clip(np.where(out_bad, 0.0, image / np.maximum(coverage, 1e-12)), 0.0, 1.0).astype(np.float32)
+    if shape == (size, size):
+        return image, out_bad
+    top, left = (size - shape[0]) // 2, (size - shape[1]) // 2
+    stored, stored_bad = np.zeros((size, size), np.float32), np.ones((size, size), bool)
+    stored[top:top + shape[0], left:left + shape[1]] = image
+    stored_bad[top:top + shape[0], left:left + shape[1]] = out_bad
+    return stored, stored_bad

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from xray_spark import tags as tagmod
+
+if TYPE_CHECKING:
+    from xray_spark.geometry import Geometry
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +128,23 @@ def image_record(*, image_id: str, source: str, beamtime: str, run_id: str, fram
                  wavelength_m: float | None = None, pixel1_m: float | None = None,
                  pixel2_m: float | None = None, beam_center_row_px: float | None = None,
                  beam_center_col_px: float | None = None, incidence_angle_deg: float | None = None,
-                 raw_height: int | None = None, raw_width: int | None = None) -> dict:
-    """One row of the `images` table; ``tag_names=None`` means unlabelled."""
+                 raw_height: int | None = None, raw_width: int | None = None,
+                 geometry: Geometry | None = None) -> dict:
+    """One row of the `images` table; ``tag_names=None`` means unlabelled.
+
+    ``geometry`` (an ``xray_spark.geometry.Geometry``) gives all the geometry columns at once, in
+    place of the keyword arguments of the same names.
+    """
     if image.ndim != 2 or image.shape != mask.shape:
         raise ValueError(f"image {image_id}: image shape {image.shape} and mask shape {mask.shape} "
                          "must be the same 2-D shape")
+    if geometry is not None:
+        columns = geometry.columns()
+        detector, distance_m, wavelength_m = columns["detector"], columns["distance_m"], columns["wavelength_m"]
+        pixel1_m, pixel2_m = columns["pixel1_m"], columns["pixel2_m"]
+        beam_center_row_px, beam_center_col_px = columns["beam_center_row_px"], columns["beam_center_col_px"]
+        incidence_angle_deg = columns["incidence_angle_deg"]
+        raw_height, raw_width = columns["raw_height"], columns["raw_width"]
     names = [] if tag_names is None else tagmod.check_names(tag_names, where=f"image {image_id}")
     return {
         "image_id": image_id, "source": source, "beamtime": beamtime, "run_id": run_id,

@@ -32,7 +32,7 @@ def stages(config) -> tuple[PatchDescriptors, VisualDictionary, SpatialPyramid, 
                                   progressInterval=config.progress.interval_s)
     pyramid = SpatialPyramid(numWords=b.words, levels=b.pyramid_levels)
     svms = ChiSquareSVMs(labelSet=b.label_set, cGrid=b.svm_c, gammaScales=b.svm_gamma_scales, folds=b.cv_folds,
-                         kernelBlocks=b.kernel_blocks, seed=b.seed)
+                         kernelBlocks=b.kernel_blocks, seed=b.seed, progressInterval=config.progress.interval_s)
     return descriptors, dictionary, pyramid, svms
 
 

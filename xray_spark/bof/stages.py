@@ -6,11 +6,18 @@
 ``pyspark.ml.Pipeline`` that saves and loads like any MLlib pipeline.
 
 Every stage works on executors over Arrow batches (``mapInArrow``) and passes its input columns
-through, except ``PatchDescriptors``, which drops the (large) ``image`` and ``mask``. Per-patch
-arrays travel as raw little-endian bytes: ``descriptors`` (n_patches x d float32) and
-``patch_centres`` (n_patches x 2 float32, row/column fractions). An image that yields no patch
-keeps its row with ``skip_reason`` set and null outputs in the later stages: nothing is lost
-silently, and the jobs write those rows to the skipped table.
+through, except ``PatchDescriptors``, which drops the (large) image and mask. Per-patch arrays
+travel as raw little-endian bytes: descriptors (n_patches x d float32) and patch centres
+(n_patches x 2 float32, row/column fractions). An image that yields no patch keeps its row with
+a skip reason set and null outputs in the later stages: nothing is lost silently, and the jobs
+write those rows to the skipped table.
+
+As in ``pyspark.ml``, a stage's whole configuration is its Params (the shared mixins of
+``pyspark.ml.param.shared`` where one exists, else those of ``bof.params``): every column it
+reads or writes is named by a Param whose default is the name in the images and features tables
+(``image``, ``mask``, ``height``, ``width``, ``image_id``, ``descriptors``, ``patch_centres``,
+``n_patches``, ``skip_reason``, ``words``, ``features``), so the stages run on tables named
+otherwise. The fitted models keep their arrays outside Params (``persistence.ArraysReadWrite``).
 """
 from __future__ import annotations
 
@@ -18,53 +25,69 @@ import numpy as np
 import pyarrow as pa
 from pyspark import keyword_only
 from pyspark.ml import Estimator, Model, Transformer
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasInputCol, HasOutputCol, HasSeed
+from pyspark.ml.param import TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasMaxIter, HasOutputCol, HasSeed, HasTol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import functions as F
 
-from xray_spark.bof import columns, kmeans
+from xray_spark.bof import columns, kmeans, params
 from xray_spark.bof import descriptors as desc
+from xray_spark.bof.params import param
 from xray_spark.bof.persistence import ArraysReadWrite
 from xray_spark.bof.pyramid import assign_words, pyramid_length, spatial_pyramid
 from xray_spark.schema import DESCRIPTORS
 
-
-def _param(name: str, doc: str, converter) -> Param:
-    return Param(Params._dummy(), name, doc, typeConverter=converter)
-
-
 # ---------------------------------------------------------------- descriptors
 
-class PatchDescriptors(Transformer, HasSeed, DefaultParamsReadable, DefaultParamsWritable):
-    """Images -> random multi-scale patch descriptors (``descriptors.patch_descriptors``)."""
 
-    patchesPerImage = _param("patchesPerImage", "patches sampled per image", TypeConverters.toInt)
-    scales = _param("scales", "patch sides in pixels (multiples of descriptorSize)", TypeConverters.toListInt)
-    descriptorSize = _param("descriptorSize", "side of the area-averaged patch", TypeConverters.toInt)
+class PatchDescriptors(Transformer, HasInputCol, HasOutputCol, HasSeed, params.HasImageIdCol,
+                       params.HasCentresCol, params.HasPatchCountCol, params.HasSkipReasonCol,
+                       DefaultParamsReadable, DefaultParamsWritable):
+    """Images -> random multi-scale patch descriptors (``descriptors.patch_descriptors``).
+
+    Reads ``inputCol`` (the image: raw little-endian float32), ``maskCol`` (uint8), ``heightCol``,
+    ``widthCol`` and ``imageIdCol`` (seeds the patch positions); drops the image and the mask and
+    adds ``outputCol`` (descriptors), ``centresCol``, ``patchCountCol`` and ``skipReasonCol``.
+    """
+
+    patchesPerImage = param("patchesPerImage", "patches sampled per image", TypeConverters.toInt)
+    scales = param("scales", "patch sides in pixels (multiples of descriptorSize)", TypeConverters.toListInt)
+    descriptorSize = param("descriptorSize", "side of the area-averaged patch", TypeConverters.toInt)
+    maskCol = param("maskCol", "column of the masks (raw uint8, nonzero = masked pixel)", TypeConverters.toString)
+    heightCol = param("heightCol", "column of the image heights", TypeConverters.toString)
+    widthCol = param("widthCol", "column of the image widths", TypeConverters.toString)
 
     @keyword_only
-    def __init__(self, *, patchesPerImage: int = 1000, scales=(8, 16, 32), descriptorSize: int = 8, seed: int = 0):
+    def __init__(self, *, patchesPerImage: int = 1000, scales=(8, 16, 32), descriptorSize: int = 8, seed: int = 0,
+                 inputCol: str = "image", maskCol: str = "mask", heightCol: str = "height", widthCol: str = "width",
+                 imageIdCol: str = "image_id", outputCol: str = "descriptors", centresCol: str = "patch_centres",
+                 patchCountCol: str = "n_patches", skipReasonCol: str = "skip_reason"):
         super().__init__()
-        self._setDefault(patchesPerImage=1000, scales=[8, 16, 32], descriptorSize=8, seed=0)
+        self._setDefault(patchesPerImage=1000, scales=[8, 16, 32], descriptorSize=8, seed=0, inputCol="image",
+                         maskCol="mask", heightCol="height", widthCol="width", imageIdCol="image_id",
+                         outputCol="descriptors", centresCol="patch_centres", patchCountCol="n_patches",
+                         skipReasonCol="skip_reason")
         self._set(**self._input_kwargs)
 
     def descriptor_length(self) -> int:
         return desc.descriptor_length(self.getOrDefault(self.descriptorSize))
 
     def _transform(self, dataset):
-        n, scales = self.getOrDefault(self.patchesPerImage), self.getOrDefault(self.scales)
-        size, seed = self.getOrDefault(self.descriptorSize), self.getOrDefault(self.seed)
+        get = self.getOrDefault
+        n, scales, size, seed = get(self.patchesPerImage), get(self.scales), get(self.descriptorSize), get(self.seed)
         desc.check_scales(scales, size)
-        kept = [f for f in columns.arrow_schema(dataset) if f.name not in ("image", "mask")]
-        schema = pa.schema(kept + DESCRIPTORS)
+        image_col, mask_col = get(self.inputCol), get(self.maskCol)
+        inputs = [get(self.imageIdCol), image_col, mask_col, get(self.heightCol), get(self.widthCol)]
+        # the DESCRIPTORS fields (types, order) under the names this stage's Params give them
+        names = {"n_patches": get(self.patchCountCol), "descriptors": get(self.outputCol),
+                 "patch_centres": get(self.centresCol), "skip_reason": get(self.skipReasonCol)}
+        kept = [f for f in columns.arrow_schema(dataset) if f.name not in (image_col, mask_col)]
+        schema = pa.schema(kept + [pa.field(names[f.name], f.type) for f in DESCRIPTORS])
 
         def describe(batches):
             for batch in batches:
-                out = {"n_patches": [], "descriptors": [], "patch_centres": [], "skip_reason": []}
-                rows = zip(batch.column("image_id").to_pylist(), batch.column("image").to_pylist(),
-                           batch.column("mask").to_pylist(), batch.column("height").to_pylist(),
-                           batch.column("width").to_pylist())
+                out = {name: [] for name in names}
+                rows = zip(*(batch.column(c).to_pylist() for c in inputs))
                 for image_id, image_bytes, mask_bytes, height, width in rows:
                     image, mask, reason = _decode(image_bytes, mask_bytes, height, width)
                     reason = reason or desc.skip_reason(image, mask, scales)
@@ -76,7 +99,7 @@ class PatchDescriptors(Transformer, HasSeed, DefaultParamsReadable, DefaultParam
                     out["descriptors"].append(None if reason else d)
                     out["patch_centres"].append(None if reason else c)
                     out["skip_reason"].append(reason)
-                new = {f.name: pa.array(out[f.name], type=f.type) for f in DESCRIPTORS}
+                new = {names[f.name]: pa.array(out[f.name], type=f.type) for f in DESCRIPTORS}
                 yield columns.with_columns(batch, schema, new)
 
         return dataset.mapInArrow(describe, columns.spark_schema(schema))
@@ -98,35 +121,40 @@ def _decode(image_bytes, mask_bytes, height, width):
 # ---------------------------------------------------------------- dictionary
 
 class _DictionaryParams(HasInputCol, HasOutputCol):
-    chunkRows = _param("chunkRows", "descriptors per GEMM when assigning words", TypeConverters.toInt)
+    """Params of the dictionary and its model: descriptors (``inputCol``) -> words (``outputCol``)."""
+
+    chunkRows = param("chunkRows", "descriptors per GEMM when assigning words", TypeConverters.toInt)
 
     def _chunk_rows(self) -> int:
         return self.getOrDefault(self.chunkRows)
 
 
-class VisualDictionary(Estimator, _DictionaryParams, HasSeed, DefaultParamsReadable, DefaultParamsWritable):
-    """Descriptors -> a dictionary of k visual words by k-means over a sample (``kmeans``)."""
+class VisualDictionary(Estimator, _DictionaryParams, HasMaxIter, HasTol, HasSeed, params.HasImageIdCol,
+                       params.HasPatchCountCol, params.HasSkipReasonCol, params.HasProgressInterval,
+                       DefaultParamsReadable, DefaultParamsWritable):
+    """Descriptors -> a dictionary of k visual words by k-means over a sample (``kmeans``).
 
-    k = _param("k", "number of visual words", TypeConverters.toInt)
-    maxIter = _param("maxIter", "maximum k-means iterations", TypeConverters.toInt)
-    tol = _param("tol", "stop when the inertia improves by less than this (relative)", TypeConverters.toFloat)
-    sampleSize = _param("sampleSize", "descriptors sampled for k-means", TypeConverters.toInt)
-    initSampleSize = _param("initSampleSize", "descriptors of the driver-side k-means++ sample",
-                            TypeConverters.toInt)
-    implementation = _param("implementation", "'lloyd' (BLAS-3 Lloyd, k-means++ init) or 'mllib' (MLlib KMeans)",
-                            TypeConverters.toString)
-    progressInterval = _param("progressInterval", "seconds between progress lines of the k-means stages",
-                              TypeConverters.toFloat)
+    Reads ``inputCol`` (descriptors), ``patchCountCol``, ``imageIdCol`` (seeds the sample) and
+    ``skipReasonCol`` (rows where it is set are left out); ``maxIter`` and ``tol`` are k-means's.
+    """
+
+    k = param("k", "number of visual words", TypeConverters.toInt)
+    sampleSize = param("sampleSize", "descriptors sampled for k-means", TypeConverters.toInt)
+    initSampleSize = param("initSampleSize", "descriptors of the driver-side k-means++ sample", TypeConverters.toInt)
+    implementation = param("implementation", "'lloyd' (BLAS-3 Lloyd, k-means++ init) or 'mllib' (MLlib KMeans)",
+                           TypeConverters.toString)
 
     @keyword_only
     def __init__(self, *, k: int = 2000, maxIter: int = 20, tol: float = 1e-4, sampleSize: int = 1_000_000,
                  initSampleSize: int = 50_000, implementation: str = "lloyd", chunkRows: int = 2048,
                  inputCol: str = "descriptors", outputCol: str = "words", seed: int = 0,
-                 progressInterval: float = 30.0):
+                 progressInterval: float = 30.0, imageIdCol: str = "image_id", patchCountCol: str = "n_patches",
+                 skipReasonCol: str = "skip_reason"):
         super().__init__()
         self._setDefault(k=2000, maxIter=20, tol=1e-4, sampleSize=1_000_000, initSampleSize=50_000,
                          implementation="lloyd", chunkRows=2048, inputCol="descriptors", outputCol="words", seed=0,
-                         progressInterval=30.0)
+                         progressInterval=30.0, imageIdCol="image_id", patchCountCol="n_patches",
+                         skipReasonCol="skip_reason")
         self._set(**self._input_kwargs)
 
     def _fit(self, dataset):
@@ -138,9 +166,11 @@ class VisualDictionary(Estimator, _DictionaryParams, HasSeed, DefaultParamsReada
         if implementation not in ("lloyd", "mllib"):
             raise ValueError(f"implementation = {implementation!r}: allowed are 'lloyd' and 'mllib'")
         spark = dataset.sparkSession
-        usable = dataset.filter(F.col("skip_reason").isNull()).select("image_id", get(self.inputCol), "n_patches")
+        count_col = get(self.patchCountCol)
+        usable = (dataset.filter(F.col(get(self.skipReasonCol)).isNull())
+                  .select(get(self.imageIdCol), get(self.inputCol), count_col))
         with stage(spark, "dictionary: counting patches", interval):
-            total = usable.agg(F.sum("n_patches")).first()[0] or 0
+            total = usable.agg(F.sum(count_col)).first()[0] or 0
         if total < k:
             raise ValueError(f"{total} patches in the usable images: a dictionary of k = {k} words needs more")
         fraction = min(1.0, get(self.sampleSize) / total)
@@ -217,17 +247,19 @@ class VisualDictionaryModel(Model, _DictionaryParams, ArraysReadWrite):
 
 # ---------------------------------------------------------------- pyramid
 
-class SpatialPyramid(Transformer, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
-    """Words + patch centres -> weighted, L1-normalised spatial-pyramid histogram (list<float>)."""
+class SpatialPyramid(Transformer, HasOutputCol, params.HasCentresCol, DefaultParamsReadable, DefaultParamsWritable):
+    """Words (``wordsCol``) + patch centres (``centresCol``) -> weighted, L1-normalised spatial-pyramid
+    histogram (list<float> ``outputCol``)."""
 
-    numWords = _param("numWords", "dictionary size k", TypeConverters.toInt)
-    levels = _param("levels", "pyramid levels (3 = 1x1, 2x2, 4x4)", TypeConverters.toInt)
-    wordsCol = _param("wordsCol", "column of the patch words", TypeConverters.toString)
+    numWords = param("numWords", "dictionary size k", TypeConverters.toInt)
+    levels = param("levels", "pyramid levels (3 = 1x1, 2x2, 4x4)", TypeConverters.toInt)
+    wordsCol = param("wordsCol", "column of the patch words", TypeConverters.toString)
 
     @keyword_only
-    def __init__(self, *, numWords: int = 2000, levels: int = 3, wordsCol: str = "words", outputCol: str = "features"):
+    def __init__(self, *, numWords: int = 2000, levels: int = 3, wordsCol: str = "words", outputCol: str = "features",
+                 centresCol: str = "patch_centres"):
         super().__init__()
-        self._setDefault(numWords=2000, levels=3, wordsCol="words", outputCol="features")
+        self._setDefault(numWords=2000, levels=3, wordsCol="words", outputCol="features", centresCol="patch_centres")
         self._set(**self._input_kwargs)
 
     def feature_length(self) -> int:
@@ -236,11 +268,12 @@ class SpatialPyramid(Transformer, HasOutputCol, DefaultParamsReadable, DefaultPa
     def _transform(self, dataset):
         k, levels = self.getOrDefault(self.numWords), self.getOrDefault(self.levels)
         words_col, out_col = self.getOrDefault(self.wordsCol), self.getOrDefault(self.outputCol)
+        centres_col = self.getOrDefault(self.centresCol)
         schema = pa.schema(list(columns.arrow_schema(dataset)) + [pa.field(out_col, pa.list_(pa.float32()))])
 
         def pool(batches):
             for batch in batches:
-                centres = columns.rows_float32(batch.column("patch_centres"), 2)
+                centres = columns.rows_float32(batch.column(centres_col), 2)
                 out = []
                 for words, where in zip(batch.column(words_col).to_pylist(), centres):
                     if words is not None and words and max(words) >= k:

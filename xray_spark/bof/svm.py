@@ -13,6 +13,10 @@ cross-validated average precision on the training split, with folds grouped by r
 are enough runs. The fitted model keeps the support vectors of all tags once, and scores new
 images on executors: distances to the support vectors, ``exp`` per distinct gamma, one matrix
 product for the tags sharing it.
+
+The columns are Params, as in ``pyspark.ml``: ``featuresCol`` (features), ``labelCol`` (the tags
+vector, ``tags``), ``imageIdCol`` (``image_id``: orders the training rows), ``groupCol``
+(``run_id``), ``outputCol`` (scores).
 """
 from __future__ import annotations
 
@@ -20,12 +24,13 @@ import numpy as np
 import pyarrow as pa
 from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasFeaturesCol, HasOutputCol, HasSeed
+from pyspark.ml.param import TypeConverters
+from pyspark.ml.param.shared import HasFeaturesCol, HasLabelCol, HasOutputCol, HasSeed
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from xray_spark import tags as tagmod
 from xray_spark.bof import columns
+from xray_spark.bof.params import HasImageIdCol, HasProgressInterval, param
 from xray_spark.bof.persistence import ArraysReadWrite
 
 
@@ -130,32 +135,33 @@ def training_distances(blocks, n: int) -> np.ndarray:
 
 
 class _SVMParams(HasFeaturesCol, HasOutputCol):
-    labelNames = Param(Params._dummy(), "labelNames", "names of the scored labels, in score order",
-                       typeConverter=TypeConverters.toListString)
+    """Params of the SVMs and their model: features (``featuresCol``) -> scores (``outputCol``)."""
 
 
-class ChiSquareSVMs(Estimator, _SVMParams, HasSeed, DefaultParamsReadable, DefaultParamsWritable):
-    """Features + tags -> one exponential chi-square kernel SVM per label of ``labelSet``."""
+class ChiSquareSVMs(Estimator, _SVMParams, HasLabelCol, HasSeed, HasImageIdCol, HasProgressInterval,
+                    DefaultParamsReadable, DefaultParamsWritable):
+    """Features + tags (``labelCol``: the tag vector of ``tags``) -> one exponential chi-square kernel
+    SVM per label of ``labelSet``."""
 
-    labelSet = Param(Params._dummy(), "labelSet", "'attributes20', 'top17', 'all', a group 'G1'..'G7', or "
-                     "tag names separated by '|'", typeConverter=TypeConverters.toString)
-    cGrid = Param(Params._dummy(), "cGrid", "SVM C values tried", typeConverter=TypeConverters.toListFloat)
-    gammaScales = Param(Params._dummy(), "gammaScales", "gamma values tried, in units of 1 / mean chi-square "
-                        "distance", typeConverter=TypeConverters.toListFloat)
-    folds = Param(Params._dummy(), "folds", "cross-validation folds", typeConverter=TypeConverters.toInt)
-    groupCol = Param(Params._dummy(), "groupCol", "column grouping near-duplicate images (folds never split "
-                     "a group)", typeConverter=TypeConverters.toString)
-    kernelBlocks = Param(Params._dummy(), "kernelBlocks", "row blocks of the training distance matrix",
-                         typeConverter=TypeConverters.toInt)
+    labelSet = param("labelSet", "'attributes20', 'top17', 'all', a group 'G1'..'G7', or tag names separated "
+                     "by '|'", TypeConverters.toString)
+    cGrid = param("cGrid", "SVM C values tried", TypeConverters.toListFloat)
+    gammaScales = param("gammaScales", "gamma values tried, in units of 1 / mean chi-square distance",
+                        TypeConverters.toListFloat)
+    folds = param("folds", "cross-validation folds", TypeConverters.toInt)
+    groupCol = param("groupCol", "column grouping near-duplicate images (folds never split a group)",
+                     TypeConverters.toString)
+    kernelBlocks = param("kernelBlocks", "row blocks of the training distance matrix", TypeConverters.toInt)
 
     @keyword_only
     def __init__(self, *, labelSet: str = "attributes20", cGrid=(0.1, 1.0, 10.0, 100.0), gammaScales=(0.5, 1.0, 2.0),
                  folds: int = 3, groupCol: str = "run_id", kernelBlocks: int = 4, featuresCol: str = "features",
-                 outputCol: str = "scores", seed: int = 0):
+                 outputCol: str = "scores", seed: int = 0, labelCol: str = "tags", imageIdCol: str = "image_id",
+                 progressInterval: float = 30.0):
         super().__init__()
         self._setDefault(labelSet="attributes20", cGrid=[0.1, 1.0, 10.0, 100.0], gammaScales=[0.5, 1.0, 2.0],
                          folds=3, groupCol="run_id", kernelBlocks=4, featuresCol="features", outputCol="scores",
-                         seed=0)
+                         seed=0, labelCol="tags", imageIdCol="image_id", progressInterval=30.0)
         self._set(**self._input_kwargs)
 
     def label_spec(self):
@@ -167,14 +173,15 @@ class ChiSquareSVMs(Estimator, _SVMParams, HasSeed, DefaultParamsReadable, Defau
         from xray_spark.spark import stage
 
         get = self.getOrDefault
-        features_col, group_col = get(self.featuresCol), get(self.groupCol)
+        features_col, group_col, id_col = get(self.featuresCol), get(self.groupCol), get(self.imageIdCol)
+        interval = get(self.progressInterval)
         usable = dataset.filter(F.col(features_col).isNotNull())
-        meta = usable.select("image_id", group_col, "tags").orderBy("image_id").collect()
+        meta = usable.select(id_col, group_col, get(self.labelCol)).orderBy(id_col).collect()   # (id, group, tags)
         if len(meta) < 2:
             raise ValueError(f"{len(meta)} training images with features: an SVM needs at least 2")
-        index = {r["image_id"]: i for i, r in enumerate(meta)}
-        labels, names = tagmod.labels(np.array([r["tags"] for r in meta], dtype=np.int8), self.label_spec())
-        groups = np.array([r[group_col] for r in meta])
+        index = {r[0]: i for i, r in enumerate(meta)}
+        labels, names = tagmod.labels(np.array([r[2] for r in meta], dtype=np.int8), self.label_spec())
+        groups = np.array([r[1] for r in meta])
         spark = dataset.sparkSession
         sc = spark.sparkContext
         shared_index = sc.broadcast(index)
@@ -184,9 +191,9 @@ class ChiSquareSVMs(Estimator, _SVMParams, HasSeed, DefaultParamsReadable, Defau
             if rows:
                 yield (np.array([shared_index.value[r[0]] for r in rows]), np.array([r[1] for r in rows], np.float32))
 
-        blocks = (usable.select("image_id", features_col).repartition(get(self.kernelBlocks), "image_id")
+        blocks = (usable.select(id_col, features_col).repartition(get(self.kernelBlocks), id_col)
                   .rdd.mapPartitions(to_block).cache())
-        with stage(spark, f"svm: chi-square distances of {len(meta)} training images"):
+        with stage(spark, f"svm: chi-square distances of {len(meta)} training images", interval):
             distances = training_distances(blocks, len(meta))
         blocks.unpersist()
         mean = float(distances[np.triu_indices(len(meta), 1)].mean()) or 1.0
@@ -198,7 +205,7 @@ class ChiSquareSVMs(Estimator, _SVMParams, HasSeed, DefaultParamsReadable, Defau
             d, y, g = shared.value
             return j, fit_tag(d.astype(np.float64), y[:, j].astype(int), g, **options)
 
-        with stage(spark, f"svm: {len(names)} tags, C x gamma cross-validated"):
+        with stage(spark, f"svm: {len(names)} tags, C x gamma cross-validated", interval):
             fitted = dict(sc.parallelize(range(len(names)), len(names)).map(fit_one).collect())
         shared.destroy()
         support = np.unique(np.concatenate([fitted[j]["support"] for j in range(len(names))]))
@@ -206,9 +213,9 @@ class ChiSquareSVMs(Estimator, _SVMParams, HasSeed, DefaultParamsReadable, Defau
         dual = np.zeros((len(support), len(names)))
         for j in range(len(names)):
             dual[[position[s] for s in fitted[j]["support"]], j] = fitted[j]["dual"]
-        support_ids = [meta[s]["image_id"] for s in support]
-        rows = {r[0]: r[1] for r in usable.filter(F.col("image_id").isin(support_ids))
-                .select("image_id", features_col).collect()}
+        support_ids = [meta[s][0] for s in support]
+        rows = {r[0]: r[1] for r in usable.filter(F.col(id_col).isin(support_ids))
+                .select(id_col, features_col).collect()}
         model = ChiSquareSVMModel(featuresCol=features_col, outputCol=get(self.outputCol), labelNames=names)
         model.set_arrays({
             "support_features": np.array([rows[i] for i in support_ids], np.float32).reshape(len(support), -1),
@@ -222,6 +229,8 @@ class ChiSquareSVMs(Estimator, _SVMParams, HasSeed, DefaultParamsReadable, Defau
 
 class ChiSquareSVMModel(Model, _SVMParams, ArraysReadWrite):
     """Features -> one SVM score per label (list<float> column, ``labelNames`` order)."""
+
+    labelNames = param("labelNames", "names of the scored labels, in score order", TypeConverters.toListString)
 
     def __init__(self, *, featuresCol: str = "features", outputCol: str = "scores", labelNames=()):
         super().__init__()

@@ -20,6 +20,7 @@ import numpy as np
 
 from xray_spark import metrics
 from xray_spark import tags as tagmod
+from xray_spark.cnn.augment import Augmentation, augment
 from xray_spark.io import tables
 
 log = logging.getLogger(__name__)
@@ -76,15 +77,18 @@ def positive_weights(positives: Sequence[int], rows: int, max_weight: float) -> 
 
 @contextlib.contextmanager
 def training_batches(url: str, tag_set: Sequence[str], *, rank: int, ranks: int, batch_size: int,
-                     shuffle_buffer: int, seed: int, workers: int):
-    """Endless shuffled (images (b, H, W, 1), labels (b, n_tags)) batches of this rank's shard."""
+                     shuffle_buffer: int, seed: int, workers: int, augmentation: Augmentation | None = None):
+    """Endless shuffled (images (b, H, W, 1), labels (b, n_tags)) batches of this rank's shard,
+    changed by ``augmentation`` when given (``augment``)."""
     import tensorflow as tf
 
     with tf_dataset(url, tag_set, num_epochs=None, cur_shard=rank, shard_count=ranks,
-                           shuffle_row_groups=True, seed=seed, workers_count=workers) as ds:
-        yield (ds.shuffle(shuffle_buffer, seed=seed)
-               .batch(batch_size, drop_remainder=True)
-               .prefetch(tf.data.AUTOTUNE))
+                    shuffle_row_groups=True, seed=seed, workers_count=workers) as ds:
+        batches = ds.shuffle(shuffle_buffer, seed=seed).batch(batch_size, drop_remainder=True)
+        if augmentation is not None:
+            generator = tf.random.Generator.from_seed(seed * 1000 + rank)
+            batches = batches.map(lambda x, y: (augment(x, generator, augmentation), y))
+        yield batches.prefetch(tf.data.AUTOTUNE)
 
 
 def score_table(model, url: str, tag_set: Sequence[str], batch_size: int) -> tuple[np.ndarray, np.ndarray]:

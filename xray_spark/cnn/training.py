@@ -38,11 +38,22 @@ import numpy as np
 from xray_spark import metrics, modeldir
 from xray_spark import tags as tagmod
 from xray_spark.cnn import data, schedule
+from xray_spark.cnn.augment import Augmentation
 from xray_spark.cnn.model import WEIGHTS, Architecture, architecture, build_model, weighted_binary_crossentropy
 from xray_spark.config import to_dict
 from xray_spark.spark import stage
 
 log = logging.getLogger(__name__)
+
+
+def augmentation(config) -> Augmentation | None:
+    """The training-time image changes of ``cnn.augment*`` (None when ``cnn.augment`` is off)."""
+    c = config.cnn
+    if not c.augment:
+        return None
+    return Augmentation(config.preprocess.full_scale_counts, max_scale=c.augment_max_scale,
+                        max_background=c.augment_max_background, max_blocks=c.augment_max_blocks,
+                        rotate=c.augment_rotate)
 
 
 def weights_digest(model) -> str:
@@ -142,7 +153,8 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
     if initial_epoch < c.epochs:
         with data.training_batches(plan["train_url"], plan["tags"], rank=rank, ranks=ranks,
                                    batch_size=c.batch_size, shuffle_buffer=c.shuffle_buffer,
-                                   seed=c.seed + 1000 * initial_epoch, workers=c.reader_workers) as batches:
+                                   seed=c.seed + 1000 * initial_epoch, workers=c.reader_workers,
+                                   augmentation=augmentation(config)) as batches:
             model.fit(batches, steps_per_epoch=steps, epochs=c.epochs, initial_epoch=initial_epoch,
                       callbacks=callbacks, verbose=0)
     finished = initial_epoch + len(history) >= c.epochs

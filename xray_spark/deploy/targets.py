@@ -9,8 +9,15 @@ import shlex
 import yaml
 
 from xray_spark.config import Config, ConfigError
-from xray_spark.deploy.recipes import (NIGHT, Submission, app_name, quartz_cron,
-                                       spark_conf, spark_submit_argv, submissions)
+from xray_spark.deploy.recipes import (
+    NIGHT,
+    Submission,
+    app_name,
+    quartz_cron,
+    spark_conf,
+    spark_submit_argv,
+    submissions,
+)
 
 IMAGE_HOME = "/opt/xray_spark"  # project (jobs/, conf/) and its .venv inside the images (deploy/docker)
 IMAGE_PYTHON = f"{IMAGE_HOME}/.venv/bin/python"

@@ -9,6 +9,8 @@ and some are refused right away, without being opened, with a reason for the qua
 - ``outside_archive``: an explicitly requested path that does not resolve inside the root.
 - ``outside_layout``: a file not under ``<beamtime>/<run>/``.
 - ``bad_sidecar``: a file of a run whose sidecar is invalid (the message names the field).
+- ``unsettled``: a file modified less than ``ingest.settle_s`` ago or growing while listed (a frame
+  still being written): not read and not recorded at all, so the next run picks it up.
 
 An Eiger acquisition (``x_master.h5`` with ``x_data_000001.h5`` ...) is one input: the master,
 whose size and mtime cover its data files (``parts``), so a rewritten data file re-ingests it.
@@ -19,10 +21,11 @@ import fnmatch
 import hashlib
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from xray_spark.io.geometry import SidecarError, read_sidecar
+from xray_spark.io.sidecar import SidecarError, read_sidecar
 
 EIGER_DATA = re.compile(r"^(?P<stem>.+)_data_\d{6}\.h5$")
 
@@ -64,12 +67,15 @@ def _run_setup(run_dir: str, sidecar_name: str) -> tuple[dict, str, str]:
     return sidecar, digest.hexdigest()[:16], ""
 
 
-def discover(root: str, ignore: Sequence[str], sidecar_name: str,
-             only: Sequence[str] | None = None) -> tuple[list[ArchiveFile], dict[tuple[str, str], dict]]:
+def discover(root: str, ignore: Sequence[str], sidecar_name: str, only: Sequence[str] | None = None,
+             settle_s: float = 0.0) -> tuple[list[ArchiveFile], dict[tuple[str, str], dict]]:
     """Input files of the archive at ``root`` (or only the paths in ``only``), and each run's sidecar.
 
-    Returns the files sorted by path, and ``{(beamtime, run_id): sidecar fields}``.
+    Returns the files sorted by path, and ``{(beamtime, run_id): sidecar fields}``. Files still
+    being written come back with ``refused = 'unsettled'`` (``mark_unsettled``): not read now, not
+    recorded, so the next run lists them again.
     """
+    started = time.time()
     root = os.path.realpath(root)
     if not os.path.isdir(root):
         raise ArchiveError(f"archive root {root!r} is not a directory (set ingest.archive or --archive)")
@@ -101,8 +107,25 @@ def discover(root: str, ignore: Sequence[str], sidecar_name: str,
             elif sidecar.get("mask") == abspath:
                 continue
         files.append(item)
-    files = _group_eiger(files)
+    files = mark_unsettled(_group_eiger(files), started, settle_s)
     return sorted(files, key=lambda f: f.path), {k: v[0] for k, v in runs.items()}
+
+
+def mark_unsettled(files: list[ArchiveFile], now: float, settle_s: float) -> list[ArchiveFile]:
+    """Mark ``unsettled`` the files (with their companion files) modified less than ``settle_s``
+    seconds before ``now``, or whose size changed since they were listed (still growing)."""
+    for f in files:
+        if f.refused:
+            continue
+        try:
+            size = sum(os.stat(p).st_size for p in [f.abspath, *f.parts])
+        except OSError:
+            size = -1
+        if size != f.size or now - f.mtime < settle_s:
+            f.refused = "unsettled"
+            f.error = (f"{f.path}: modified {now - f.mtime:.1f} s ago (ingest.settle_s = {settle_s:g}) or still "
+                       "growing; left for the next run")
+    return files
 
 
 def _walk(root: str, ignore: Sequence[str]):

@@ -22,11 +22,11 @@ FRAMES = {"edf": 2, "cbf": 1, "tif": 2, "eiger": 3}
 
 
 def _frame(config, seed: int, index: int):
-    """(raw counts with bad pixels marked, bad mask, header geometry, visible tags) of one frame."""
+    """(raw counts with bad pixels marked, bad mask, header ``Geometry``, visible tags) of one frame."""
     import numpy as np
 
     from xray_spark.simulate.detectors import detector
-    from xray_spark.simulate.render import render
+    from xray_spark.simulate.render import render, scene_geometry
     from xray_spark.simulate.scene import sample_scene
     from xray_spark.simulate.visibility import visible_tags
 
@@ -35,11 +35,7 @@ def _frame(config, seed: int, index: int):
     det = detector(scene["detector"])
     grid = (sim.render_size, sim.render_size)
     rendered = render(scene, grid, rng)
-    zoom_row, zoom_col = grid[0] / det.shape[0], grid[1] / det.shape[1]
-    geometry = {"distance_m": scene["distance_m"], "wavelength_m": scene["wavelength_m"],
-                "pixel1_m": det.pixel1_m / zoom_row, "pixel2_m": det.pixel2_m / zoom_col,
-                "beam_center_row_px": scene["beam_row_px"] * zoom_row,
-                "beam_center_col_px": scene["beam_col_px"] * zoom_col}
+    geometry = scene_geometry(scene).resampled(grid)    # the written frame is the render grid
     counts = np.rint(np.clip(rendered.counts, 0, 2**31 - 2))
     return counts, rendered.bad, geometry, visible_tags(scene, rendered, det, sim)
 

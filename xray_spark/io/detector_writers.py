@@ -2,8 +2,9 @@
 
 Used to build demo archives and test fixtures from generated images: EDF with ESRF SAXS keys
 (fabio), Pilatus mini-CBF (fabio), TIFF with a Pilatus ImageDescription (tifffile), and Eiger
-NeXus master + data files with bitshuffle/LZ4 (h5py + hdf5plugin). ``geometry`` uses the images
-table's names (metres; beam centre in pixels, row and column).
+NeXus master + data files with bitshuffle/LZ4 (h5py + hdf5plugin). ``geometry`` is an
+``xray_spark.geometry.Geometry`` or a mapping with the images table's names (metres; beam centre in
+pixels, row and column).
 """
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from typing import Sequence
 import numpy as np
 
 
-def pilatus_text(geometry: dict, detector: str | None = None) -> str:
+def _columns(geometry):
+    """The table's geometry names of a ``Geometry`` (a mapping passes as it is; None stays None)."""
+    return geometry.columns() if hasattr(geometry, "columns") else geometry
+
+
+def pilatus_text(geometry, detector: str | None = None) -> str:
     """A mini-CBF header (the lines fabio's PilatusHeader and XDS read)."""
+    geometry = _columns(geometry)
     return ((f"# Detector: {detector}, S/N 10-0000\n" if detector else "")
             + f"# Pixel_size {geometry['pixel2_m']:.6g} m x {geometry['pixel1_m']:.6g} m\n"
             f"# Wavelength {geometry['wavelength_m'] * 1e10:.5f} A\n"
@@ -22,7 +29,7 @@ def pilatus_text(geometry: dict, detector: str | None = None) -> str:
             f"# Beam_xy ({geometry['beam_center_col_px']:.2f}, {geometry['beam_center_row_px']:.2f}) pixels\n")
 
 
-def write_cbf(path: str, frame: np.ndarray, geometry: dict | None = None, detector: str | None = None) -> None:
+def write_cbf(path: str, frame: np.ndarray, geometry=None, detector: str | None = None) -> None:
     from fabio.cbfimage import CbfImage
 
     image = CbfImage(data=np.asarray(frame, dtype=np.int32))
@@ -32,11 +39,12 @@ def write_cbf(path: str, frame: np.ndarray, geometry: dict | None = None, detect
     image.write(path)
 
 
-def write_edf(path: str, frames: Sequence[np.ndarray], geometry: dict | None = None) -> None:
+def write_edf(path: str, frames: Sequence[np.ndarray], geometry=None) -> None:
     """One or more frames in one EDF file, geometry in ESRF SAXS keys."""
     from fabio.edfimage import EdfImage
 
     header = {}
+    geometry = _columns(geometry)
     if geometry:
         header = {"Center_1": geometry["beam_center_col_px"], "Center_2": geometry["beam_center_row_px"],
                   "PSize_1": geometry["pixel2_m"], "PSize_2": geometry["pixel1_m"],
@@ -47,7 +55,7 @@ def write_edf(path: str, frames: Sequence[np.ndarray], geometry: dict | None = N
     image.write(path)
 
 
-def write_tiff(path: str, frames: Sequence[np.ndarray], geometry: dict | None = None) -> None:
+def write_tiff(path: str, frames: Sequence[np.ndarray], geometry=None) -> None:
     """One page per frame; geometry as a Pilatus ImageDescription."""
     import tifffile
 
@@ -58,7 +66,7 @@ def write_tiff(path: str, frames: Sequence[np.ndarray], geometry: dict | None = 
                       metadata=None)
 
 
-def write_eiger(master: str, frames: np.ndarray, geometry: dict | None = None, frames_per_file: int = 2,
+def write_eiger(master: str, frames: np.ndarray, geometry=None, frames_per_file: int = 2,
                 pixel_mask: np.ndarray | None = None, detector: str | None = None) -> list[str]:
     """An Eiger master file linking data files of ``frames_per_file`` frames each (bitshuffle/LZ4).
 
@@ -82,6 +90,7 @@ def write_eiger(master: str, frames: np.ndarray, geometry: dict | None = None, f
         det = h5.require_group("entry/instrument/detector")
         if detector:
             det["description"] = detector.encode()
+        geometry = _columns(geometry)
         if geometry:
             for name, key, units in (("x_pixel_size", "pixel2_m", "m"), ("y_pixel_size", "pixel1_m", "m"),
                                      ("beam_center_x", "beam_center_col_px", "pixel"),

@@ -83,8 +83,11 @@ def settings_of(config, archive: str, labels: dict) -> dict:
             "beam_center_margin": ic.beam_center_margin, "max_bad_fraction": ic.max_bad_fraction,
             "min_side": ic.min_side, "image_size": config.tables.image_size,
             "full_scale_counts": config.preprocess.full_scale_counts,
-            "mask_threshold": config.preprocess.mask_threshold, "batch_rows": config.spark.arrow_batch_rows,
-            "row_group_size_mb": config.tables.row_group_size_mb, "file_size_mb": ic.file_size_mb}
+            "mask_threshold": config.preprocess.mask_threshold, "letterbox": config.preprocess.letterbox,
+            "batch_rows": config.spark.arrow_batch_rows,
+            "row_group_size_mb": config.tables.row_group_size_mb, "file_size_mb": ic.file_size_mb,
+            "file_timeout_s": ic.file_timeout_s, "max_decompressed_mb": ic.max_decompressed_mb,
+            "isolate_reads": ic.isolate_reads}
 
 
 def read_tasks(work: list[dict], cores: int, per_core: int) -> list[list[dict]]:
@@ -120,13 +123,18 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     root = archive or config.ingest.archive
     labels_path = labels_path or config.ingest.labels
     labels = read_labels(labels_path) if labels_path else {}
-    files, sidecars = discover(root, config.ingest.ignore, config.ingest.sidecar, only)
-    listing = pd.DataFrame([asdict(f) for f in files], columns=[f.name for f in fields(ArchiveFile)])
+    files, sidecars = discover(root, config.ingest.ignore, config.ingest.sidecar, only, config.ingest.settle_s)
+    unsettled = {f.path for f in files if f.refused == "unsettled"}         # still being written: next run
+    listing = pd.DataFrame([asdict(f) for f in files if f.path not in unsettled],
+                           columns=[f.name for f in fields(ArchiveFile)])
     urls = {name: config.paths.url(name) for name in ("images", "manifest", "quarantine")}
     manifest = mf.read(urls["manifest"], schema.MANIFEST)
     quarantine = mf.read(urls["quarantine"], schema.QUARANTINE)
     parts.undo_uncommitted(urls["images"], set(zip(manifest["path"], manifest["size"], manifest["mtime"])))
     todo, unchanged, deleted = mf.plan(listing, manifest)
+    deleted = deleted[~deleted["path"].isin(unsettled)]
+    if unsettled:
+        log.info("%d file(s) still being written (ingest.settle_s): left for the next run", len(unsettled))
     refused = todo[todo["refused"] != ""]
     to_read = todo[todo["refused"] == ""]
     result = IngestResult(files=len(listing), read=len(to_read), unchanged=unchanged, deleted=len(deleted))

@@ -1,66 +1,54 @@
-"""Detector file readers: one interface over the formats beamlines write.
+"""Detector file readers: every format fabio and h5py read, compressed or not, behind one interface.
 
 ``open_detector_file(path, hdf5_datasets)`` yields a :class:`DetectorFile`: the number of frames,
-``frame(i)`` as a 2-D array, the geometry the file's own header states (pyFAI vocabulary, metres,
-beam centre in pixels (row, column) of the raw frame) and the file's pixel mask when it has one
-(NeXus ``pixel_mask``; True = bad pixel).
+``frame(i)`` as a 2-D array, the geometry the file's own header states (``io.headers``; metres,
+beam centre in pixels (row, column) of the raw frame), the file's pixel mask when it has one
+(NeXus ``pixel_mask``; True = bad pixel), the HDF5 frame path and the compression.
 
-- TIFF (multi-page = one frame per page) through tifffile; a Pilatus TIFF's ImageDescription
-  carries the same mini-CBF header as its CBF, read by fabio's ``PilatusHeader``.
-- EDF (multi-frame too), CBF and MarCCD through fabio, with their header conventions: ESRF SAXS
-  EDF keys (``Center_1/2``, ``PSize_1/2``, ``SampleDistance``, ``WaveLength``), the Pilatus
-  mini-CBF header (``Beam_xy``, ``Pixel_size``, ``Detector_distance``, ``Wavelength``), the MarCCD
-  binary header (``beam_x``, ``xtal_to_detector``, ...).
-- HDF5/NeXus through h5py with hdf5plugin's filters (Eiger master files link their
-  ``data_NNNNNN`` datasets in separate files, compressed with bitshuffle/LZ4); every 3-D dataset
-  gives one frame per slice; NeXus detector fields with their ``units`` attribute.
+The format is decided by the content, as fabio decides it (``sniff``):
 
-The format is decided by the file's first bytes and must agree with its extension: a ``.cbf``
-that holds a TIFF is refused rather than guessed. Failures raise :class:`UnreadableFile` with a
-short reason code (the quarantine table's ``reason``) and a message naming the file and field.
+1. gzip, bzip2 and xz content (whatever the name says) is decompressed in memory, at most
+   ``max_bytes``; a truncated or damaged stream is refused.
+2. HDF5 (signature at 0 or at a user-block offset) goes to h5py + hdf5plugin (``io.hdf5_frames``).
+3. Otherwise fabio's magic numbers (``fabio.openimage``) name the class, and fabio's extension
+   registry (``fabio.fabioformats``) is the fallback for formats without a signature (SPE, MPA,
+   MRC, ...). TIFF content (TIFF, Pilatus TIFF) is read with tifffile (every page a frame);
+   every other class with fabio.
+4. The extension is a hint: content that another format's extension names (a TIFF called
+   ``.cbf``) is refused as ``wrong_extension``; an unknown extension does not matter.
+
+fabio does not fail on some broken files; what this adds by hand: an EDF shorter than its headers
+declare (fabio pads it with zeros), a file with no image data, and (``io.rows``) frames whose
+pixels all have one value. Failures raise :class:`UnreadableFile` with a short reason code (the
+quarantine table's ``reason``) and a message naming the file.
 """
 from __future__ import annotations
 
+import bz2
 import contextlib
-import fnmatch
+import gzip
+import io
+import logging
+import lzma
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-EXTENSIONS = {".tif": "tiff", ".tiff": "tiff", ".mccd": "marccd", ".edf": "edf", ".cbf": "cbf",
-              ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", ".nxs": "hdf5"}
-# MarCCD files are TIFF containers with a binary header inside.
-CONTAINER = {"marccd": "tiff"}
-MAGIC = [(b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"), (b"MM\x00+", "tiff"),
-         (b"\x89HDF\r\n\x1a\n", "hdf5"), (b"###CBF", "cbf"), (b"###_CBF", "cbf")]
-# NeXus NXdetector / NXbeam fields and the image column they fill.
-NEXUS_FIELDS = {
-    "pixel2_m": ["/entry/instrument/detector/x_pixel_size"],
-    "pixel1_m": ["/entry/instrument/detector/y_pixel_size"],
-    "beam_center_col_px": ["/entry/instrument/detector/beam_center_x"],
-    "beam_center_row_px": ["/entry/instrument/detector/beam_center_y"],
-    "distance_m": ["/entry/instrument/detector/detector_distance", "/entry/instrument/detector/distance"],
-    "wavelength_m": ["/entry/instrument/beam/incident_wavelength", "/entry/instrument/monochromator/wavelength"],
-}
-NEXUS_DETECTOR = ["/entry/instrument/detector/description", "/entry/instrument/detector/local_name"]
-NEXUS_MASK = ["/entry/instrument/detector/pixel_mask", "/entry/instrument/detector/detectorSpecific/pixel_mask"]
-# NeXus writers spell units many ways (a Lambda detector writes "micrometer").
-LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "metre": 1.0, "mm": 1e-3, "millimeter": 1e-3, "millimetre": 1e-3,
-                "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "microns": 1e-6, "micrometer": 1e-6, "micrometre": 1e-6,
-                "nm": 1e-9, "nanometer": 1e-9, "nanometre": 1e-9, "a": 1e-10, "angstrom": 1e-10,
-                "angstroms": 1e-10, "å": 1e-10}
-DEFAULT_UNITS = {"beam_center_col_px": "pixel", "beam_center_row_px": "pixel", "wavelength_m": "angstrom"}
+from xray_spark.io import headers as hdr
+from xray_spark.io.errors import UnreadableFile
+from xray_spark.io.headers import edf_header, marccd_header, pilatus_header  # noqa: F401  (re-exported)
 
-
-class UnreadableFile(Exception):
-    """A file (or one frame of it) that cannot become an image; ``reason`` is a short code."""
-
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+COMPRESSIONS = [(b"\x1f\x8b", "gz", gzip.open), (b"BZh", "bz2", bz2.open), (b"\xfd7zXZ\x00", "xz", lzma.open)]
+COMPRESSED_EXT = {".gz": "gz", ".bz2": "bz2", ".xz": "xz", ".z": "gz"}
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+TIFF_CLASSES = {"TifImage", "PilatusImage"}
+HDF5_CLASSES = {"EigerImage", "Hdf5Image", "LimaImage", "LambdaImage", "SparseImage"}
+# short names of classes for messages and the ``format`` column (fabio's class name otherwise)
+FAMILY = {"TifImage": "tiff", "PilatusImage": "tiff", "MarccdImage": "marccd", "CbfImage": "cbf", "EdfImage": "edf",
+          **{name: "hdf5" for name in HDF5_CLASSES}}
+MAX_BYTES = 4 << 30
 
 
 @dataclass
@@ -72,99 +60,150 @@ class DetectorFile:
     frame: Callable[[int], np.ndarray]
     header: dict = field(default_factory=dict)
     pixel_mask: np.ndarray | None = None
+    frame_path: str | None = None       # HDF5 dataset(s) of the frames
+    compression: str = ""               # gz | bz2 | xz | ""
+    reader: str = ""                    # fabio class (or h5py / tifffile)
+
+
+@dataclass
+class Sniffed:
+    """What ``sniff`` found: the fabio class name (or 'hdf5'), the compression, the bytes when decompressed."""
+
+    klass: str
+    compression: str
+    name: str                  # the file name without its compression extension
+    data: bytes | None = None  # decompressed content (None: read the file itself)
+    size: int = 0              # bytes of (decompressed) content
+
+    @property
+    def format(self) -> str:
+        return FAMILY.get(self.klass, self.klass.lower().removesuffix("image"))
+
+    def source(self, path: str):
+        from fabio.fabioutils import BytesIO  # a BytesIO with the lock fabio's readers take
+
+        return BytesIO(self.data) if self.data is not None else path
+
+
+def family(name: str) -> str:
+    return FAMILY.get(name, name.lower().removesuffix("image"))
+
+
+def _decompress(path: str, kind: str, opener, max_bytes: int) -> bytes:
+    try:
+        with opener(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except EOFError as e:
+        raise UnreadableFile("truncated", f"{path}: the {kind} stream ends early ({e}): the file is truncated") from e
+    except (OSError, lzma.LZMAError, ValueError) as e:
+        raise UnreadableFile("bad_compression", f"{path}: not a valid {kind} stream ({e})") from e
+    if len(data) > max_bytes:
+        raise UnreadableFile("too_large", f"{path}: decompresses to more than {max_bytes >> 20} MB "
+                             "(ingest.max_decompressed_mb)")
+    return data
+
+
+def _extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
+
+
+def _magic_class(head: bytes, name: str) -> str | None:
+    """fabio's class for the first bytes (``fabio.openimage``'s magic numbers), or None."""
+    from fabio import openimage
+
+    if any(head[offset:offset + 8] == HDF5_MAGIC for offset in (0, 512, 1024, 2048, 4096)):
+        return "hdf5"
+    try:
+        kind = openimage._do_magic(head, name)
+    except Exception:  # no signature fabio knows
+        return None
+    from fabio import fabioformats
+
+    klass = fabioformats.get_class_by_name((kind + "image").lower())
+    return klass.__name__ if klass is not None else None
+
+
+def sniff(path: str, max_bytes: int = MAX_BYTES) -> Sniffed:
+    """The reader of ``path`` by its content (module docstring, steps 1-4)."""
+    from fabio import fabioformats
+
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if not head:
+        raise UnreadableFile("empty_file", f"{path}: the file is empty (0 bytes)")
+    name, data, compression = os.path.basename(path), None, ""
+    size = os.path.getsize(path)
+    ext = _extension(name)
+    for magic, kind, opener in COMPRESSIONS:
+        if head.startswith(magic):
+            compression, data = kind, _decompress(path, kind, opener, max_bytes)
+            if ext in COMPRESSED_EXT:
+                name = name[: -len(ext)]
+            head, size = data[:8192], len(data)
+            if not head:
+                raise UnreadableFile("empty_file", f"{path}: the {kind} stream holds 0 bytes")
+            break
+    else:
+        if ext in COMPRESSED_EXT:
+            raise UnreadableFile("wrong_extension", f"{path}: extension {ext!r} says {COMPRESSED_EXT[ext]} but "
+                                 "the content is not compressed; rename the file")
+    ext = _extension(name)
+    hinted = [c.__name__ for c in fabioformats.get_classes_from_extension(ext)] if ext else []
+    hinted += ["hdf5"] if ext in (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".cxi") else []
+    numbered = not hinted and ext[1:].isdigit()            # Bruker/SMART frames: name.0026
+    found = _magic_class(head, name)
+    if found is not None and found == "GeImage" and not head.startswith(b"ADEPT") and hinted:
+        found = None                       # ten zero bytes is GE's weak signature: the extension decides
+    if found is None and numbered:
+        found = "BrukerImage"
+    if found is None:
+        if not hinted:
+            raise UnreadableFile("unsupported_format", f"{path}: extension {ext or '(none)'!r} and content "
+                                 f"(starts with {head[:8]!r}) match no format fabio or h5py reads")
+        found = hinted[0]
+    elif hinted and family(found) not in {family(h) for h in hinted}:
+        raise UnreadableFile("wrong_extension", f"{path}: extension {ext!r} says "
+                             f"{'/'.join(sorted({family(h) for h in hinted}))} but the content is {family(found)}; "
+                             "rename the file to its format's extension")
+    return Sniffed(found, compression, name, data, size)
 
 
 def detect_format(path: str) -> str:
-    """The format of ``path`` from its extension, checked against its first bytes."""
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in EXTENSIONS:
-        raise UnreadableFile("unsupported_format", f"{path}: extension {ext or '(none)'!r} is not a detector "
-                             f"format this reads ({', '.join(sorted(EXTENSIONS))})")
-    expected = EXTENSIONS[ext]
-    with open(path, "rb") as f:
-        head = f.read(64)
-    if not head:
-        raise UnreadableFile("empty_file", f"{path}: the file is empty (0 bytes)")
-    found = next((fmt for magic, fmt in MAGIC if head.startswith(magic)), None)
-    if found is None and head.lstrip().startswith(b"{"):
-        found = "edf"
-    if found is None:
-        raise UnreadableFile("unsupported_format", f"{path}: content starts with {head[:8]!r}, which is "
-                             f"no TIFF, EDF, CBF or HDF5 signature")
-    if found != CONTAINER.get(expected, expected):
-        raise UnreadableFile("wrong_extension", f"{path}: extension {ext!r} says {expected} but the content "
-                             f"is {found}; rename the file to its format's extension")
-    return expected
+    """The format of ``path`` by its content ('tiff', 'cbf', 'hdf5', 'mar345', ...)."""
+    return sniff(path).format
 
 
 @contextlib.contextmanager
-def open_detector_file(path: str, hdf5_datasets: Sequence[str]) -> Iterator[DetectorFile]:
-    """Open ``path`` with the reader of its format; frames are read lazily, one at a time."""
-    fmt = detect_format(path)
+def open_detector_file(path: str, hdf5_datasets: Sequence[str], max_bytes: int = MAX_BYTES) -> Iterator[DetectorFile]:
+    """Open ``path`` with the reader of its content; frames are read lazily, one at a time."""
+    found = sniff(path, max_bytes)
     try:
-        if fmt == "hdf5":
-            with _open_hdf5(path, hdf5_datasets) as detector_file:
+        if found.klass == "hdf5" or found.klass in HDF5_CLASSES:
+            with _open_hdf5(path, found, hdf5_datasets) as detector_file:
                 yield detector_file
-        elif fmt == "tiff":
-            with _open_tiff(path) as detector_file:
+        elif found.klass in TIFF_CLASSES:
+            with _open_tiff(path, found) as detector_file:
                 yield detector_file
         else:
-            yield _open_fabio(path, fmt)
-    except UnreadableFile:
+            yield _open_fabio(path, found)
+    except (UnreadableFile, GeneratorExit):
         raise
     except Exception as e:  # any library error on a damaged file is this file's reason
-        raise UnreadableFile("unreadable", f"{path}: {fmt} reader failed: {type(e).__name__}: {e}") from e
+        raise UnreadableFile("unreadable", f"{path}: {found.format} reader failed: {type(e).__name__}: {e}") from e
 
 
-# ---------------------------------------------------------------- headers
+# ---------------------------------------------------------------- formats
 
-def pilatus_header(text: str) -> dict:
-    """Geometry of a Pilatus/Eiger mini-CBF header (``# Beam_xy (x, y) pixels`` etc.), via fabio."""
-    from fabio.cbfimage import PilatusHeader
-
-    parsed = PilatusHeader(text)
-    out = {}
-    if "Detector" in parsed:
-        out["detector"] = re.split(r"S/N|,", str(parsed["Detector"]))[0].strip()
-    if "Pixel_size" in parsed:
-        out["pixel2_m"], out["pixel1_m"] = map(float, parsed["Pixel_size"])
-    if "Detector_distance" in parsed:
-        out["distance_m"] = float(parsed["Detector_distance"])
-    if "Wavelength" in parsed:
-        out["wavelength_m"] = float(parsed["Wavelength"]) * 1e-10
-    if "Beam_xy" in parsed:
-        out["beam_center_col_px"], out["beam_center_row_px"] = map(float, parsed["Beam_xy"])
-    return out
+def _checked(data, path: str, index: int) -> np.ndarray:
+    if data is None:
+        raise UnreadableFile("no_data", f"{path} frame {index}: the reader found no pixel data")
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise UnreadableFile("bad_shape", f"{path} frame {index}: shape {data.shape} is not a 2-D image")
+    return data
 
 
-def _number(header: dict, key: str, scale: float = 1.0) -> float | None:
-    try:
-        value = float(str(header[key]).split()[0]) * scale
-    except (KeyError, ValueError, IndexError):
-        return None
-    return value if np.isfinite(value) else None
-
-
-def edf_header(header: dict) -> dict:
-    """Geometry of an ESRF SAXS-convention EDF header (metres; ``Center_1`` along the columns)."""
-    keys = {"beam_center_col_px": "Center_1", "beam_center_row_px": "Center_2", "pixel2_m": "PSize_1",
-            "pixel1_m": "PSize_2", "distance_m": "SampleDistance", "wavelength_m": "WaveLength"}
-    out = {name: _number(header, key) for name, key in keys.items()}
-    if header.get("Detector") or header.get("DetectorInfo"):
-        out["detector"] = str(header.get("Detector") or header.get("DetectorInfo")).strip()
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def marccd_header(header: dict) -> dict:
-    """Geometry of a MarCCD header (integers: um, 1/1000 pixel, nm, fm); 0 means not set."""
-    keys = {"distance_m": ("xtal_to_detector", 1e-6), "beam_center_col_px": ("beam_x", 1e-3),
-            "beam_center_row_px": ("beam_y", 1e-3), "pixel2_m": ("pixelsize_x", 1e-9),
-            "pixel1_m": ("pixelsize_y", 1e-9), "wavelength_m": ("source_wavelength", 1e-15)}
-    out = {name: _number(header, key, scale) for name, (key, scale) in keys.items()}
-    return {k: v for k, v in out.items() if v}
-
-
-def marccd_frame_header(path: str) -> dict:
+def marccd_frame_header(source, path: str) -> dict:
     """The 3072-byte MarCCD frame header at byte 1024, parsed by fabio's ``marccdimage`` struct.
 
     Read here because ``fabio.open`` replaces it with the TIFF tags when it reads the pixels
@@ -172,9 +211,11 @@ def marccd_frame_header(path: str) -> dict:
     """
     from fabio.marccdimage import HEADER_FORMAT, HEADER_NAMES, interpret_header
 
-    with open(path, "rb") as f:
-        f.seek(1024)
-        raw = f.read(3072)
+    raw = source[1024:4096] if isinstance(source, bytes) else None
+    if raw is None:
+        with open(path, "rb") as f:
+            f.seek(1024)
+            raw = f.read(3072)
     if len(raw) < 3072:
         raise UnreadableFile("truncated", f"{path}: {1024 + len(raw)} bytes, shorter than the MarCCD "
                              "headers (4096 bytes): the file is truncated")
@@ -182,140 +223,128 @@ def marccd_frame_header(path: str) -> dict:
     return interpret_header(raw, order + HEADER_FORMAT, HEADER_NAMES)
 
 
-# ---------------------------------------------------------------- formats
+def _open_fabio(path: str, found: Sniffed) -> DetectorFile:
+    from fabio import fabioformats
 
-def _checked(data: np.ndarray, path: str, index: int) -> np.ndarray:
-    if data.ndim != 2:
-        raise UnreadableFile("bad_shape", f"{path} frame {index}: shape {data.shape} is not a 2-D image")
-    return data
-
-
-def _open_fabio(path: str, fmt: str) -> DetectorFile:
-    import fabio
-
-    image = fabio.open(path)
-    if fmt == "cbf":
-        header = pilatus_header(image.header.get("_array_data.header_contents", ""))
-    elif fmt == "marccd":
-        header = marccd_header(marccd_frame_header(path))
-    else:
-        header = edf_header(image.header)
+    logging.getLogger("fabio").setLevel(logging.CRITICAL)   # fabio logs (and pads) instead of raising
+    image = fabioformats.factory(found.klass)
+    with contextlib.redirect_stdout(io.StringIO()):          # some fabio readers print
+        image = image.read(found.source(path)) or image
     if image.data is None:
-        raise UnreadableFile("unreadable", f"{path}: fabio found no image data")
-    if fmt == "edf":
-        _check_edf_size(path, image)
+        raise UnreadableFile("no_data", f"{path}: fabio ({found.klass}) found no image data")
+    if found.klass == "MarccdImage":
+        header = marccd_header(marccd_frame_header(found.data, path))
+    else:
+        header = hdr.geometry_of(found.klass, dict(image.header))
+    if found.klass == "EdfImage":
+        _check_edf_size(path, image, found.size)
+    elif found.klass in ("CbfImage", "Mar345Image"):
+        blob = found.data if found.data is not None else open(path, "rb").read()
+        (_check_cbf_md5 if found.klass == "CbfImage" else _check_mar345_length)(path, blob, image)
+    n_frames = int(getattr(image, "nframes", 1) or 1)
 
     def frame(i: int) -> np.ndarray:
-        return _checked(np.asarray(image.data if i == 0 else image.getframe(i).data), path, i)
+        if i == 0:
+            return _checked(image.data, path, i)
+        try:
+            data = image.getframe(i).data
+        except Exception:  # fabio's getframe fails for some classes (MRC): read that frame anew
+            data = type(image)().read(found.source(path), frame=i).data
+        return _checked(data, path, i)
 
-    return DetectorFile(fmt, int(image.nframes), frame, header)
+    return DetectorFile(found.format, n_frames, frame, header, compression=found.compression, reader=found.klass)
 
 
-def _check_edf_size(path: str, image) -> None:
+def _check_edf_size(path: str, image, actual: int) -> None:
     """fabio pads a truncated EDF with zeros (and only logs it): refuse it instead.
 
     Each frame is a header of at least 512 bytes plus ``Size`` bytes of data.
     """
     headers = [image.header] + [image.getframe(i).header for i in range(1, image.nframes)]
     declared = sum(512 + int(h.get("Size", 0)) for h in headers)
-    actual = os.path.getsize(path)
     if actual < declared:
         raise UnreadableFile("truncated", f"{path}: {actual} bytes, but its {len(headers)} EDF frame "
                              f"header(s) declare at least {declared}: the file is truncated")
+    size, compressed = image.header.get("Size"), str(image.header.get("Compression", "none")).lower()
+    if size is not None and compressed in ("none", "no", "") and image.data is not None \
+            and image.data.nbytes != int(size):
+        raise UnreadableFile("bad_header", f"{path}: Dim_1 x Dim_2 x DataType give {image.data.nbytes} bytes, "
+                             f"but Size says {size}: the header is inconsistent")
+
+
+def _check_cbf_md5(path: str, blob: bytes, image) -> None:
+    """A CBF's binary section against its ``Content-MD5`` (fabio does not check it): a damaged
+    byte-offset stream decodes to plausible but wrong pixels."""
+    import base64
+    import hashlib
+    import re
+
+    start = blob.find(b"\x0c\x1a\x04\xd5")
+    head = blob[max(0, start - 2048):start]
+    md5 = re.search(rb"Content-MD5:\s*(\S+)", head)
+    size = re.search(rb"X-Binary-Size:\s*(\d+)", head)
+    if start < 0 or md5 is None or size is None:
+        return
+    data = blob[start + 4:start + 4 + int(size.group(1))]
+    if base64.b64encode(hashlib.md5(data).digest()) != md5.group(1):
+        raise UnreadableFile("bad_checksum", f"{path}: the binary section does not match its Content-MD5 "
+                             f"({len(data)} of {int(size.group(1))} bytes): the pixel data is damaged or truncated")
+
+
+def _check_mar345_length(path: str, blob: bytes, image) -> None:
+    """fabio decodes a truncated mar345 packed image without error (the missing part comes back
+    as zeros): repacking the decoded frame (fabio's ``compress_pck``, the writers' algorithm) must
+    not need more bytes than the file holds after its header."""
+    from fabio.ext import mar345_IO
+
+    start = blob.find(b"CCP4 packed image")
+    if start < 0:
+        return
+    packed = mar345_IO.compress_pck(np.ascontiguousarray(image.data, dtype=np.int32), use_CCP4=False)
+    if len(packed.lstrip(b"\n")) > len(blob) - start:
+        raise UnreadableFile("truncated", f"{path}: {len(blob) - start} bytes of packed pixels, but the frame "
+                             f"needs {len(packed)}: the file is truncated")
 
 
 @contextlib.contextmanager
-def _open_tiff(path: str) -> Iterator[DetectorFile]:
+def _open_tiff(path: str, found: Sniffed) -> Iterator[DetectorFile]:
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
-        description = tif.pages[0].description or ""
-        header = pilatus_header(description) if "Pixel_size" in description or "Beam_xy" in description else {}
+    with tifffile.TiffFile(found.source(path)) as tif:
+        pages = tif.pages
+        if not len(pages):
+            raise UnreadableFile("no_data", f"{path}: the TIFF holds no image (no readable page)")
+        header = hdr.tiff_description(pages[0].description or "")
 
         def frame(i: int) -> np.ndarray:
-            return _checked(tif.pages[i].asarray(), path, i)
+            page = pages[i]
+            expected = int(np.prod(page.shape)) * page.dtype.itemsize if page.dtype is not None else 0
+            if page.compression == 1 and sum(page.databytecounts) < expected:
+                raise UnreadableFile("truncated", f"{path} frame {i}: its strips hold {sum(page.databytecounts)} "
+                                     f"bytes, the image needs {expected}")
+            return _checked(page.asarray(), path, i)
 
-        yield DetectorFile("tiff", len(tif.pages), frame, header)
-
-
-def _length(dataset, name: str) -> float:
-    """A NeXus scalar in metres (or pixels), honouring its ``units`` attribute."""
-    value = float(np.asarray(dataset[()]).reshape(-1)[0])
-    units = dataset.attrs.get("units", DEFAULT_UNITS.get(name, "m"))
-    units = (units.decode() if isinstance(units, bytes) else str(units)).strip().lower()
-    if units in ("pixel", "pixels", "px"):
-        return value
-    if units not in LENGTH_UNITS:
-        raise UnreadableFile("bad_header", f"field {dataset.name}: unit {units!r} is not a length "
-                             f"({', '.join(LENGTH_UNITS)}) or pixel")
-    return value * LENGTH_UNITS[units]
-
-
-def nexus_header(h5) -> dict:
-    """Geometry from the NeXus NXdetector / NXbeam fields present in an open h5py file."""
-    out = {}
-    for name, paths in NEXUS_FIELDS.items():
-        dataset = next((h5[p] for p in paths if p in h5), None)
-        if dataset is not None:
-            out[name] = _length(dataset, name)
-    text = next((h5[p][()] for p in NEXUS_DETECTOR if p in h5), None)
-    if text is not None:
-        text = np.asarray(text, dtype=object).reshape(-1)[0]      # a scalar, or a (1,) array (Lambda)
-        out["detector"] = (text.decode() if isinstance(text, bytes) else str(text)).strip()
-    return out
-
-
-def _frame_datasets(h5, path: str, patterns: Sequence[str]) -> list:
-    """Datasets of the first pattern that matches (``*`` matches names within one group)."""
-    for pattern in patterns:
-        group_path, name = pattern.rsplit("/", 1)
-        group = h5.get(group_path or "/")
-        if group is None or not hasattr(group, "keys"):
-            continue
-        names = sorted(n for n in group.keys() if fnmatch.fnmatchcase(n, name))
-        if not names:
-            continue
-        datasets = []
-        for n in names:
-            try:
-                datasets.append(group[n])
-            except KeyError as e:  # an Eiger master whose external data file is missing
-                link = group.get(n, getlink=True)
-                target = getattr(link, "filename", "?")
-                raise UnreadableFile("missing_dataset", f"{path}: {group_path}/{n} links to {target}, "
-                                     f"which cannot be opened ({e})") from e
-        return datasets
-    present = []
-    h5.visititems(lambda n, obj: present.append("/" + n) if hasattr(obj, "shape") else None)
-    raise UnreadableFile("missing_dataset", f"{path}: none of the frame datasets {list(patterns)} exists "
-                         f"(datasets present: {', '.join(present[:10]) or 'none'}); "
-                         "set ingest.hdf5_datasets to where this file keeps its frames")
+        yield DetectorFile("tiff", len(pages), frame, header, compression=found.compression, reader=found.klass)
 
 
 @contextlib.contextmanager
-def _open_hdf5(path: str, patterns: Sequence[str]) -> Iterator[DetectorFile]:
+def _open_hdf5(path: str, found: Sniffed, patterns: Sequence[str]) -> Iterator[DetectorFile]:
     import h5py
     import hdf5plugin  # noqa: F401  registers bitshuffle/LZ4 and the other HDF5 filters
 
-    with h5py.File(path, "r") as h5:
-        datasets = _frame_datasets(h5, path, patterns)
-        index = []  # (dataset, slice or None) per frame
+    from xray_spark.io import hdf5_frames
+
+    with h5py.File(found.source(path), "r") as h5:
+        datasets = hdf5_frames.frame_datasets(h5, path, patterns)
+        index = []  # (dataset, leading index) per frame
         for ds in datasets:
-            if ds.ndim == 2:
-                index.append((ds, None))
-            elif ds.ndim == 3:
-                index.extend((ds, i) for i in range(ds.shape[0]))
-            else:
-                raise UnreadableFile("bad_shape", f"{path}: dataset {ds.name} has shape {ds.shape}; "
-                                     "frames must be 2-D, or 3-D stacks of frames")
-        mask_ds = next((h5[p] for p in NEXUS_MASK if p in h5), None)
-        pixel_mask = None
-        if mask_ds is not None:        # some writers (Lambda) store it as a (1, rows, cols) stack
-            pixel_mask = np.asarray(mask_ds[()]) != 0
-            pixel_mask = pixel_mask[0] if pixel_mask.ndim == 3 and pixel_mask.shape[0] == 1 else pixel_mask
+            index.extend((ds, np.unravel_index(i, ds.shape[:-2])) for i in range(int(np.prod(ds.shape[:-2]))))
+        names = [ds.name for ds in datasets]
+        frame_path = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]} ({len(names)} datasets)"
 
         def frame(i: int) -> np.ndarray:
             ds, k = index[i]
-            return _checked(np.asarray(ds[()] if k is None else ds[k]), path, i)
+            return _checked(np.asarray(ds[k + (slice(None), slice(None))]), path, i)
 
-        yield DetectorFile("hdf5", len(index), frame, nexus_header(h5), pixel_mask)
+        yield DetectorFile("hdf5", len(index), frame, hdf5_frames.nexus_header(h5, datasets),
+                           hdf5_frames.pixel_mask(h5, datasets), frame_path, found.compression, "h5py")

@@ -26,6 +26,7 @@ from xray_spark.io import tables
 from xray_spark.io.demo_archive import build_archive
 from xray_spark.jobs import JobError, spark_session
 from xray_spark.labelling.night import nightly
+from xray_spark.paths import SHIPPED_MODEL
 from xray_spark.report.tag_gallery import draw, sample_rows, tag_list
 from xray_spark.simulate.synthetic_images import generate_images
 
@@ -67,7 +68,7 @@ def run(config, args) -> int:
         timings[name] = time.monotonic() - t
         return out
 
-    models = [cfg.cnn.model_name]
+    models = [SHIPPED_MODEL, cfg.cnn.model_name]      # the pretrained CNN labels; the demo's shows training
     with spark_session(cfg, "demo") as spark:
         step("generate training images", lambda: tables.write_table(
             generate_images(spark, cfg, n_images=demo.train_images), training, cfg.tables.row_group_size_mb))

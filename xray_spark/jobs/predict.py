@@ -10,13 +10,15 @@ from xray_spark import metrics, modeldir
 from xray_spark.jobs import JobError, spark_session
 from xray_spark.labelling.scoring import predict
 from xray_spark.logs import summary
+from xray_spark.paths import SHIPPED_MODEL
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="NAME|DIR",
-                        help="model directory, or its name under paths.models (e.g. cnn)")
+    parser.add_argument("--model", default=SHIPPED_MODEL, metavar="NAME|DIR",
+                        help=f"model directory, or its name under paths.models (default: {SHIPPED_MODEL}, "
+                             "the pretrained CNN shipped with the package)")
     parser.add_argument("--images", metavar="URL", help="images table to score (default: paths.images)")
     parser.add_argument("--output", metavar="URL",
                         help="predictions table to write (default: paths.predictions/<model name>)")

@@ -91,9 +91,9 @@ def read_spec(path: str) -> list[dict]:
 
 def real_row(config, entry: dict) -> dict:
     """The `images` row ingest makes of the entry's frame (its raw shape, geometry and stored image)."""
-    from xray_spark.io.geometry import read_sidecar
     from xray_spark.io.ingestion import settings_of
     from xray_spark.io.rows import file_rows
+    from xray_spark.io.sidecar import read_sidecar
 
     path = entry["file"]
     stat = os.stat(path)
@@ -143,7 +143,7 @@ def nearest_scene(config, row: dict, requires: list[str]) -> int:
         if not set(requires) <= set(scene["sample_tags"]):
             return np.inf
         h, w = row["raw_height"], row["raw_width"]
-        return float(np.hypot(*(np.array([scene["beam_row_px"] / h, scene["beam_col_px"] / w]) - target)))
+        return float(np.hypot(*(np.array([scene["beam_center_row_px"] / h, scene["beam_center_col_px"] / w]) - target)))
 
     return min(range(CANDIDATES), key=miss)
 
@@ -196,7 +196,7 @@ def make_pair(config, entry: dict) -> Pair:
     scene, rng = sample_scene(matched.simulate, matched.simulate.seed, index)
     rendered = render(scene, det.shape, rng)
     native, _ = preprocess(rendered.counts, rendered.bad, size, full_scale_counts=config.preprocess.full_scale_counts,
-                           mask_threshold=config.preprocess.mask_threshold)
+                           mask_threshold=config.preprocess.mask_threshold, letterbox=config.preprocess.letterbox)
     raw, bad = raw_frame(config, entry)
     real_stats, synthetic_stats = frame_statistics(raw, bad), frame_statistics(rendered.counts, rendered.bad)
     stored = lambda r: np.frombuffer(r["image"], "<f4").reshape(size, size)       # noqa: E731

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xray_spark.simulate.pixel_geometry import Geometry, pixel_offsets
+from xray_spark.geometry import Geometry
+from xray_spark.simulate.pixel_geometry import pixel_offsets
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,9 @@ def grazing_maps(geometry: Geometry, grid: tuple[int, int], alpha_i: float, alph
 
 def horizon_row(geometry: Geometry, alpha_i: float) -> float:
     """Raw-pixel row of the sample horizon (exit angle 0)."""
-    return geometry.beam_row_px - geometry.distance_m * np.tan(alpha_i) / geometry.pixel1_m
+    return geometry.beam_center_row_px - geometry.distance_m * np.tan(alpha_i) / geometry.pixel1_m
 
 
 def exit_row(geometry: Geometry, alpha_i: float, alpha_f: float) -> float:
     """Raw-pixel row of exit angle ``alpha_f`` (specular: ``alpha_f = alpha_i``; Yoneda: ``alpha_c``)."""
-    return geometry.beam_row_px - geometry.distance_m * np.tan(alpha_i + alpha_f) / geometry.pixel1_m
+    return geometry.beam_center_row_px - geometry.distance_m * np.tan(alpha_i + alpha_f) / geometry.pixel1_m

@@ -1,9 +1,9 @@
 """Scattering geometry of a flat detector normal to the beam: angles and q for every pixel.
 
-The geometry is pyFAI's (``pyFAI.geometry.Geometry`` with rot1 = rot2 = rot3 = 0): sample to
+The geometry is ``xray_spark.geometry.Geometry``, pyFAI's with rot1 = rot2 = rot3 = 0: sample to
 detector ``distance_m``, ``wavelength_m``, and the point of normal incidence, here the direct
-beam, given in raw pixel coordinates (``beam_row_px``, ``beam_col_px``; pyFAI's
-``poni1 = (beam_row_px + 0.5) * pixel1``). The beam may fall outside the frame.
+beam, given in raw pixel coordinates (``beam_center_row_px``, ``beam_center_col_px``; pyFAI's
+``poni1 = (beam_center_row_px + 0.5) * pixel1``). The beam may fall outside the frame.
 
 pyFAI computes the same q map (``qArray``, checked in the tests) but takes ~55 ms of CPU for a
 256 x 256 grid, more than ten times our whole per-image budget; the closed form below is
@@ -14,48 +14,9 @@ Conventions: q in inverse angstrom; ``chi`` is the azimuth measured from the ver
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Geometry:
-    """One exposure's geometry on detector frame ``shape`` (raw rows, columns)."""
-    distance_m: float
-    wavelength_m: float
-    pixel1_m: float
-    pixel2_m: float
-    shape: tuple[int, int]
-    beam_row_px: float
-    beam_col_px: float
-
-    def __post_init__(self):
-        for name in ("distance_m", "wavelength_m", "pixel1_m", "pixel2_m"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value > 0):
-                raise ValueError(f"geometry: {name} = {value!r}: must be a finite positive number")
-        for name in ("beam_row_px", "beam_col_px"):
-            if not np.isfinite(getattr(self, name)):
-                raise ValueError(f"geometry: {name} = {getattr(self, name)!r}: must be finite")
-
-    @property
-    def wavenumber(self) -> float:
-        """k = 2 pi / lambda, inverse angstrom."""
-        return 2 * np.pi / (self.wavelength_m * 1e10)
-
-    @property
-    def beam_in_frame(self) -> bool:
-        rows, cols = self.shape
-        return -0.5 <= self.beam_row_px < rows - 0.5 and -0.5 <= self.beam_col_px < cols - 0.5
-
-    def pyfai(self):
-        """The same geometry as a ``pyFAI.geometry.Geometry`` (for cross-checks and integration)."""
-        from pyFAI.geometry import Geometry as PyFAIGeometry
-
-        return PyFAIGeometry(dist=self.distance_m, poni1=(self.beam_row_px + 0.5) * self.pixel1_m,
-                             poni2=(self.beam_col_px + 0.5) * self.pixel2_m, pixel1=self.pixel1_m,
-                             pixel2=self.pixel2_m, wavelength=self.wavelength_m)
+from xray_spark.geometry import Geometry
 
 
 def pixel_offsets(geometry: Geometry, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +29,8 @@ def pixel_offsets(geometry: Geometry, grid: tuple[int, int]) -> tuple[np.ndarray
     rows, cols = geometry.shape
     r = (np.arange(grid[0]) + 0.5) * (rows / grid[0]) - 0.5     # raw pixel coordinate of centres
     c = (np.arange(grid[1]) + 0.5) * (cols / grid[1]) - 0.5
-    up = (geometry.beam_row_px - r)[:, None] * geometry.pixel1_m
-    right = (c - geometry.beam_col_px)[None, :] * geometry.pixel2_m
+    up = (geometry.beam_center_row_px - r)[:, None] * geometry.pixel1_m
+    right = (c - geometry.beam_center_col_px)[None, :] * geometry.pixel2_m
     return up, right
 
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from xray_spark.geometry import Geometry
 from xray_spark.simulate import features as F
 from xray_spark.simulate.detectors import detector, inactive_fraction
 from xray_spark.simulate.grazing import exit_angle_of, grazing_maps, horizon_row
 from xray_spark.simulate.materials import GRAZING
 from xray_spark.simulate.noise import bloom, detect
-from xray_spark.simulate.pixel_geometry import Geometry, pixel_offsets, q_and_obliquity
+from xray_spark.simulate.pixel_geometry import pixel_offsets, q_and_obliquity
 
 DEG = np.pi / 180
 Q_BINS = 2048            # fine q grid of radial profiles
@@ -67,10 +68,13 @@ class Rendered:
 
 
 def scene_geometry(scene: dict) -> Geometry:
+    """The scene's exposure geometry on its detector's raw frame (incidence angle in grazing incidence)."""
     det = detector(scene["detector"])
-    return Geometry(distance_m=scene["distance_m"], wavelength_m=scene["wavelength_m"],
-                    pixel1_m=det.pixel1_m, pixel2_m=det.pixel2_m, shape=det.shape,
-                    beam_row_px=scene["beam_row_px"], beam_col_px=scene["beam_col_px"])
+    return Geometry(detector=det.name, distance_m=scene["distance_m"], wavelength_m=scene["wavelength_m"],
+                    pixel1_m=det.pixel1_m, pixel2_m=det.pixel2_m, beam_center_row_px=scene["beam_center_row_px"],
+                    beam_center_col_px=scene["beam_center_col_px"],
+                    incidence_angle_deg=scene.get("incidence_angle_deg") if scene["geometry"] in GRAZING else None,
+                    shape=det.shape)
 
 
 def to_grid(raw: float, raw_size: int, grid_size: int) -> float:
@@ -87,7 +91,7 @@ def scene_maps(scene: dict, geometry: Geometry, grid: tuple[int, int]) -> Maps:
     lab_q, cos_2theta = q_and_obliquity(geometry, grid)
     lab_scale = cos_2theta ** 3 * np.float32(scene["exposure"])
     if scene["geometry"] in GRAZING:
-        alpha_i, alpha_c = scene["incidence_deg"] * DEG, scene["critical_deg"] * DEG
+        alpha_i, alpha_c = scene["incidence_angle_deg"] * DEG, scene["critical_deg"] * DEG
         gi = grazing_maps(geometry, grid, alpha_i, alpha_c)
         qxy, qz, transmission = gi.q_xy, gi.q_z_film, gi.transmission
         if scene.get("sweep_deg"):                 # a theta sweep sums exposures at several incidence angles
@@ -234,15 +238,15 @@ def _window(geometry: Geometry, grid, row_px, col_px, sigma_rows_px, sigma_cols_
 def spot_position(scene: dict, geometry: Geometry, a: float, b: float) -> tuple[float, float]:
     """Raw (row, col) of a reflection: (q, chi) in transmission, (q_xy, film q_z) in grazing incidence."""
     if scene["geometry"] in GRAZING:
-        alpha_i, alpha_c = scene["incidence_deg"] * DEG, scene["critical_deg"] * DEG
+        alpha_i, alpha_c = scene["incidence_angle_deg"] * DEG, scene["critical_deg"] * DEG
         alpha_f = exit_angle_of(b, alpha_i, alpha_c, geometry.wavenumber)
         two_theta_f = np.arcsin(np.clip(a / geometry.wavenumber, -1, 1))
-        return (geometry.beam_row_px - geometry.distance_m * np.tan(alpha_i + alpha_f) / geometry.pixel1_m,
-                geometry.beam_col_px + geometry.distance_m * np.tan(two_theta_f) / geometry.pixel2_m)
+        return (geometry.beam_center_row_px - geometry.distance_m * np.tan(alpha_i + alpha_f) / geometry.pixel1_m,
+                geometry.beam_center_col_px + geometry.distance_m * np.tan(two_theta_f) / geometry.pixel2_m)
     two_theta = 2 * np.arcsin(np.clip(a / (2 * geometry.wavenumber), 0, 1))
     radius = geometry.distance_m * np.tan(two_theta)
-    return (geometry.beam_row_px - radius * np.cos(b) / geometry.pixel1_m,
-            geometry.beam_col_px + radius * np.sin(b) / geometry.pixel2_m)
+    return (geometry.beam_center_row_px - radius * np.cos(b) / geometry.pixel1_m,
+            geometry.beam_center_col_px + radius * np.sin(b) / geometry.pixel2_m)
 
 
 def separable_profiles(feature: dict, maps: Maps, geometry: Geometry,
@@ -256,8 +260,9 @@ def separable_profiles(feature: dict, maps: Maps, geometry: Geometry,
     kind = feature["kind"]
     if kind == "streak":
         rows_at, cols_at = geometry.shape
-        r = np.arange(grid[0], dtype=np.float32)[:, None] - np.float32(to_grid(geometry.beam_row_px, rows_at, grid[0]))
-        c = np.arange(grid[1], dtype=np.float32)[None, :] - np.float32(to_grid(geometry.beam_col_px, cols_at, grid[1]))
+        beam_row, beam_col = geometry.beam_center_row_px, geometry.beam_center_col_px
+        r = np.arange(grid[0], dtype=np.float32)[:, None] - np.float32(to_grid(beam_row, rows_at, grid[0]))
+        c = np.arange(grid[1], dtype=np.float32)[None, :] - np.float32(to_grid(beam_col, cols_at, grid[1]))
         width = max(feature["width_px"] * grid[0] / rows_at, 0.5)
         if feature.get("direction", "horizontal") == "horizontal":
             across, along, length = r, c, feature["length_px"] * grid[1] / cols_at
@@ -355,7 +360,8 @@ def render(scene: dict, grid: tuple[int, int], rng: np.random.Generator) -> Rend
     bloomed = not det.photon_counting and bool(saturated.sum() > (expected >= det.counter_limit).sum())
     extras = {"beam_in_frame": geometry.beam_in_frame, "beamstop_pixels": int(stop_shadow.sum()), "bloomed": bloomed}
     if scene["geometry"] in GRAZING:
-        extras["horizon_row"] = to_grid(horizon_row(geometry, scene["incidence_deg"] * DEG), det.shape[0], grid[0])
+        extras["horizon_row"] = to_grid(horizon_row(geometry, geometry.incidence_angle_deg * DEG), det.shape[0],
+                                        grid[0])
     return Rendered(counts=counts, expected=expected, bad=bad, shadow=shadow, saturated=saturated, maps=maps,
                     raw_per_pixel=k, background=background, sample_scale=float(scene.get("sample_attenuation", 1.0)),
                     profiles=profiles, pixel_features=pixel_features, separable=separable, beams=beams,

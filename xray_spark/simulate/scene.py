@@ -115,7 +115,7 @@ def sample_scene(sim, seed: int, index: int) -> tuple[dict, np.random.Generator]
     scene = {"geometry": geometry, "detector": det.name, "material": material,
              "wavelength_m": _log_uniform(rng, sim.wavelength_m),
              "distance_m": float(rng.uniform(*(sim.saxs_distance_m if saxs else sim.waxs_distance_m))),
-             "beam_row_px": float(row), "beam_col_px": float(col), "exposure": exposure,
+             "beam_center_row_px": float(row), "beam_center_col_px": float(col), "exposure": exposure,
              "background": _log_uniform(rng, sim.background_counts) / exposure,   # per unit exposure
              "air_xi": float(rng.uniform(20, 200)), "beam_sigma_px": float(rng.uniform(1.0, 2.5)),
              "shadow_transmission": sim.shadow_transmission, "dead_fraction": sim.dead_fraction, "obstructions": [],
@@ -123,7 +123,7 @@ def sample_scene(sim, seed: int, index: int) -> tuple[dict, np.random.Generator]
     direct = exposure * float(rng.uniform(1e3, 1e5))
     scene["beams"] = [["direct", float(row), float(col), direct, 1.0]]
     if grazing:
-        scene.update(incidence_deg=float(rng.uniform(*sim.incidence_deg)),
+        scene.update(incidence_angle_deg=float(rng.uniform(*sim.incidence_deg)),
                      critical_deg=float(rng.uniform(*sim.critical_deg)))
         if geometry == "GTSAXS":
             scene["edge_transmission"] = float(rng.uniform(0.2, 1.0))
@@ -136,7 +136,7 @@ def sample_scene(sim, seed: int, index: int) -> tuple[dict, np.random.Generator]
             # Si(001) wafer: the (111) reflection at q_xy = 2 pi sqrt2 / a, q_z = 2 pi / a
             features.append(spots([(float(rng.choice([-1, 1])) * 1.636, 1.157, float(rng.uniform(2, 50)))], 0.003,
                                   ["Silicon"]))
-        spec_row = row - scene["distance_m"] * math.tan(2 * scene["incidence_deg"] * DEG) / det.pixel1_m
+        spec_row = row - scene["distance_m"] * math.tan(2 * scene["incidence_angle_deg"] * DEG) / det.pixel1_m
         scene["beams"][0][3] = direct * 0.5                       # the film's edge takes half the beam
         scene["beams"].append(["specular", float(spec_row), float(col), direct * float(rng.uniform(1e-3, 1e-1)), 1.0])
     stop = _choice(rng, sim.beamstops)

@@ -12,10 +12,9 @@ import math
 
 from xray_spark import schema
 from xray_spark.config import Config, to_dict
-from xray_spark.preprocess import preprocess
+from xray_spark.preprocess import preprocess, stored_shape
 from xray_spark.simulate.detectors import detector
-from xray_spark.simulate.materials import GRAZING
-from xray_spark.simulate.render import render
+from xray_spark.simulate.render import render, scene_geometry
 from xray_spark.simulate.scene import sample_scene, validate
 from xray_spark.simulate.visibility import visible_tags
 from xray_spark.worker import freeze_imports
@@ -38,21 +37,16 @@ def make_image(config: Config, seed: int, index: int, fingerprint: str | None = 
     sim = config.simulate
     scene, rng = sample_scene(sim, seed, index)
     det = detector(scene["detector"])
-    rendered = render(scene, (sim.render_size, sim.render_size), rng)
+    # rendered at the frame's aspect ratio when the stored image keeps it
+    rendered = render(scene, stored_shape(det.shape, sim.render_size, config.preprocess.letterbox), rng)
     tag_names = visible_tags(scene, rendered, det, sim)
     image, mask = preprocess(rendered.counts, rendered.bad, config.tables.image_size,
                              full_scale_counts=config.preprocess.full_scale_counts,
-                             mask_threshold=config.preprocess.mask_threshold)
-    grazing = scene["geometry"] in GRAZING
+                             mask_threshold=config.preprocess.mask_threshold, letterbox=config.preprocess.letterbox)
     return schema.image_record(
         image_id=f"synthetic-s{seed}-{index:09d}", source="synthetic", beamtime=sim.beamtime,
         run_id=f"synthetic-s{seed}-r{index // sim.images_per_run:07d}", frame=index,
-        image=image, mask=mask, tag_names=tag_names, detector=det.name,
-        distance_m=scene["distance_m"], wavelength_m=scene["wavelength_m"],
-        pixel1_m=det.pixel1_m, pixel2_m=det.pixel2_m, beam_center_row_px=scene["beam_row_px"],
-        beam_center_col_px=scene["beam_col_px"],
-        incidence_angle_deg=scene["incidence_deg"] if grazing else None,
-        raw_height=det.shape[0], raw_width=det.shape[1],
+        image=image, mask=mask, tag_names=tag_names, geometry=scene_geometry(scene),
         provenance={"generator": "xray_spark.simulate", "version": GENERATOR_VERSION, "seed": seed,
                     "index": index, "config": fingerprint or config_fingerprint(config), "scene": scene})
 

@@ -1,0 +1,109 @@
+"""How the shipped model labels real detector frames: AP per tag and mAP on the real-frame
+development set (``datasets/real_dev``, tagged by eye twice; see docs/real_frames.md), beside the
+chance level and the same model's mAP on synthetic test images generated in the same run.
+
+The frames go through the real ``ingest`` (local Spark), the model through ``predict``; AP per tag is
+``metrics.average_precisions`` over the frames whose label is known (``labelling.dev_set``), mAP over
+the top-17 tags with at least 5 positives. Baseline: the chance level (the mean prevalence of those
+tags). Writes ``bench/results/real_frames.json`` and ``real_frames_worst.png`` (each tag's worst
+false positives and false negatives).
+
+``python -m bench.bench_real [MODEL_DIR]`` scores another model directory.
+"""
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import RESULTS, machine
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT / "datasets" / "real_dev"
+N_SYNTHETIC, SEED_SYNTHETIC = 800, 12
+
+
+def main(model: str | None = None):
+    from pyspark.sql import functions as F
+
+    from xray_spark import tags
+    from xray_spark.config import PreprocessConfig, load_config
+    from xray_spark.io import tables
+    from xray_spark.io.ingestion import ingest
+    from xray_spark.labelling.dev_set import read_dev_labels, score_dev_set, worst_cases
+    from xray_spark.labelling.scoring import predict
+    from xray_spark.modeldir import read_manifest
+    from xray_spark.paths import SHIPPED_MODEL
+    from xray_spark.report.worst_cases import draw_worst_cases
+    from xray_spark.simulate.synthetic_images import generate_images
+    from xray_spark.spark import build_session
+
+    os.environ["PYTHONPATH"] = str(ROOT)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
+        directory = load_config(None, []).paths.model_dir(model or SHIPPED_MODEL)
+        manifest = read_manifest(directory)
+        # the frames are stored as the model was trained: with its preprocessing
+        preprocessing = [f"preprocess.{k}={str(v).lower()}" for k, v in manifest["preprocessing"].items()
+                         if k in PreprocessConfig.__dataclass_fields__]
+        config = load_config(None, ["spark.ui=false", "progress.console=never", f"paths.root={tmp}", *preprocessing])
+        dev = read_dev_labels(str(DEV / "labels.csv"), [t for t in manifest["tags"] if t in tags.subset("top17")])
+        spark = build_session(config, "bench-real")
+        try:
+            ingested = ingest(spark, config, archive=str(DEV))
+            predict(spark, directory, config.paths.url("images"), f"{config.paths.url('predictions')}/real")
+            rows = {r["image_id"]: r for r in spark.read.parquet(f"{config.paths.url('predictions')}/real")
+                    .filter("error IS NULL").select("image_id", "scores").collect()}     # frames x tags: small
+            missing = [f for i, f in zip(dev.image_ids, dev.files) if i not in rows]
+            keep = [k for k, i in enumerate(dev.image_ids) if i in rows]
+            dev = dev.__class__([dev.image_ids[k] for k in keep], [dev.files[k] for k in keep], dev.tags,
+                                dev.labels[keep])
+            columns = [manifest["tags"].index(t) for t in dev.tags]
+            scores = np.array([np.asarray(rows[i]["scores"])[columns] for i in dev.image_ids])
+            result = score_dev_set(scores, dev)
+            cases = {}
+            shown = set()
+            for tag in result["scored_tags"]:
+                false_pos, false_neg = worst_cases(scores, dev, tag)
+                cases[tag] = (false_pos, false_neg)
+                shown |= {dev.image_ids[k] for k in false_pos + false_neg}
+            stored = {r["image_id"]: np.frombuffer(r["image"], "<f4").reshape(r["height"], r["width"])
+                      for r in spark.read.parquet(config.paths.url("images")).filter(F.col("image_id").isin(sorted(shown)))
+                      .select("image_id", "image", "height", "width").collect()}  # the few frames drawn
+            j = {t: dev.tags.index(t) for t in dev.tags}
+            worst = RESULTS / ("real_frames_worst.png" if model is None else f"real_frames_worst_{Path(directory).name}.png")
+            draw_worst_cases({t: ([(stored[dev.image_ids[k]], scores[k, j[t]], dev.files[k]) for k in fp],
+                                  [(stored[dev.image_ids[k]], scores[k, j[t]], dev.files[k]) for k in fn])
+                              for t, (fp, fn) in cases.items()}, worst)
+            synthetic_url = f"{config.paths.url('images')}-synthetic"
+            tables.write_table(generate_images(spark, config, n_images=N_SYNTHETIC, seed=SEED_SYNTHETIC), synthetic_url)
+            synthetic = predict(spark, directory, synthetic_url, f"{config.paths.url('predictions')}/synthetic")
+        finally:
+            spark.stop()
+    top17 = [t for t in manifest["tags"] if t in tags.subset("top17")]
+    evaluation = synthetic["evaluation"]
+    synthetic_map = float(np.nanmean([a for t, a in zip(evaluation.labels, evaluation.ap) if t in top17]))
+    name = "real_frames" if model is None else f"real_frames_{Path(directory).name}"
+    out = {"name": name, "model_id": manifest["model_id"], "model_dir": str(directory),
+           "preprocessing": manifest["preprocessing"], "augment": manifest["training"]["cnn"].get("augment"),
+           "figure": {"real_mAP": result["mAP"], "unit": "mAP over the top-17 tags with >= 5 positives"},
+           "baseline": {"chance": result["chance"]}, "ratio": result["mAP"] / result["chance"],
+           "real": result, "synthetic_mAP_top17": synthetic_map,
+           "synthetic": {"images": N_SYNTHETIC, "seed": SEED_SYNTHETIC, "ap": dict(zip(evaluation.labels, evaluation.ap))},
+           "frames_not_scored": missing, "ingest": {"files": ingested.files, "written": ingested.written,
+                                                     "quarantined_files": ingested.quarantined_files},
+           "target": "real mAP >= 0.85, no tag below 0.6, synthetic top-17 mAP >= 0.90",
+           "seconds": round(time.monotonic() - started, 1), "machine": machine(),
+           "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2, default=float) + "\n")
+    print(json.dumps({k: out[k] for k in ("model_id", "figure", "baseline", "synthetic_mAP_top17")}, default=float))
+    for tag, t in result["tags"].items():
+        print(f"  {tag:<24} AP {t['ap'] if t['ap'] is None else round(t['ap'], 3)}  positives {t['positives']}/{t['known']}")
+    return out
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])

@@ -1,0 +1,42 @@
+"""The real-frame development set: its labels, the consensus of two tagging passes, and that every
+one of its frames is an ingestible detector file with recorded source, commit and licence."""
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from xray_spark.labelling.dev_set import agreement, consensus, read_dev_labels, score_dev_set, worst_cases
+
+DEV = Path(__file__).resolve().parents[1] / "datasets" / "real_dev"
+
+
+def test_consensus_keeps_agreement_and_settles_the_rest_by_a_third_look():
+    assert consensus("1", "1") == "1" and consensus("0", "0") == "0"
+    assert consensus("1", "0") == "" and consensus("?", "?") == ""
+    assert consensus("1", "0", "0") == "0" and consensus("1", "?", "?") == ""
+    assert agreement(["1", "0", "1", "?"], ["1", "0", "0", "1"]) == {"agreement": 0.667, "kappa": 0.4,
+                                                                       "answered_by_both": 3}
+
+
+def test_dev_scores_leave_unknown_frames_out_and_find_the_worst_cases(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,frame_index,A,B\n" + "".join(
+        f"s/r/f{i}.cbf,0,{a},{b}\n" for i, (a, b) in enumerate([("1", "0"), ("1", ""), ("0", "1"), ("0", "1"),
+                                                               ("1", "0"), ("0", "1"), ("1", "1"), ("0", "0")])))
+    dev = read_dev_labels(str(labels), ["A", "B"])
+    assert dev.labels[1, 1] == -1 and len(set(dev.image_ids)) == 8
+    scores = np.array([[.9, .1], [.8, .99], [.2, .8], [.1, .7], [.7, .2], [.3, .6], [.6, .9], [.95, .05]])
+    result = score_dev_set(scores, dev, min_positives=4)
+    assert result["scored_tags"] == ["A", "B"] and result["tags"]["B"]["known"] == 7
+    assert result["tags"]["B"]["ap"] == 1.0                 # the unknown frame's 0.99 does not count
+    false_pos, false_neg = worst_cases(scores, dev, "A", n=1)
+    assert false_pos == [7] and false_neg == [6]
+
+
+def test_every_dev_frame_has_its_source_and_a_file():
+    with open(DEV / "frames.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 57 and len({r["source_repo"] for r in rows}) >= 10
+    for r in rows:
+        assert (DEV / r["file"]).is_file(), r["file"]
+        assert len(r["commit"]) == 40 and r["licence"] and r["source_path"], r["frame_id"]

@@ -1,0 +1,270 @@
+"""Where an HDF5/NeXus file keeps its frames, and the NeXus geometry around them (h5py + hdf5plugin).
+
+Frame discovery, first that gives a numeric dataset with ndim >= 2:
+
+1. NeXus: the ``default`` attribute chain (file -> NXentry -> NXdata) and then every NXentry's
+   NXdata groups, their ``signal`` attribute (or the old-style dataset attribute ``signal=1``);
+2. the configured paths (``ingest.hdf5_datasets``, ``*`` matches names within one group);
+3. the largest numeric dataset with ndim >= 2 whose name is not a mask, flat field or trim table
+   (external links are followed, broken ones remembered for the message).
+
+An Eiger master's ``data_NNNNNN`` links count together (all siblings of that name). Every frame is
+``dataset[i, j, ..., :, :]`` over the leading axes. Virtual datasets whose source files are
+missing and external links whose targets are missing are refused (``missing_source`` /
+``missing_dataset``): h5py would return the fill value for their frames.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from typing import Sequence
+
+import numpy as np
+
+from xray_spark.io.errors import UnreadableFile
+
+EIGER_PART = re.compile(r"^data_\d{6}$")
+NOT_FRAMES = re.compile(r"mask|flat|trim|gain|pedestal", re.IGNORECASE)
+MAX_OBJECTS = 20000
+
+
+def _text(value) -> str:
+    value = np.asarray(value, dtype=object).reshape(-1)[0] if not isinstance(value, (str, bytes)) else value
+    return (value.decode(errors="replace") if isinstance(value, bytes) else str(value)).strip()
+
+
+def _is_frames(obj) -> bool:
+    return (hasattr(obj, "shape") and obj.ndim >= 2 and obj.dtype.kind in "iuf"
+            and min(obj.shape[-2:]) > 1)
+
+
+def _nx_class(obj) -> str:
+    try:
+        return _text(obj.attrs.get("NX_class", ""))
+    except Exception:
+        return ""
+
+
+def _signal_of(group):
+    """The frame dataset an NXdata group names (``signal`` attribute, or old-style ``signal=1``)."""
+    signal = group.attrs.get("signal")
+    if signal is not None:
+        name = _text(signal)
+        obj = group.get(name) if name in group else None
+        if obj is not None and _is_frames(obj):
+            return obj
+    for name in group:
+        obj = group.get(name)
+        if obj is not None and hasattr(obj, "attrs") and str(obj.attrs.get("signal", "")) in ("1", "b'1'") \
+                and _is_frames(obj):
+            return obj
+    return None
+
+
+def _nexus_signal(h5):
+    """NXdata@signal by the ``default`` chain, then by every NXentry's NXdata groups."""
+    entry = h5.get(_text(h5.attrs["default"])) if "default" in h5.attrs else None
+    if entry is not None and hasattr(entry, "attrs") and "default" in entry.attrs:
+        group = entry.get(_text(entry.attrs["default"]))
+        if group is not None and hasattr(group, "attrs") and (found := _signal_of(group)) is not None:
+            return found
+    for name in h5:
+        entry = h5.get(name)
+        if entry is None or not hasattr(entry, "keys") or _nx_class(entry) != "NXentry":
+            continue
+        for sub in entry:
+            group = entry.get(sub)
+            if group is not None and hasattr(group, "keys") and _nx_class(group) == "NXdata":
+                if (found := _signal_of(group)) is not None:
+                    return found
+    return None
+
+
+def _configured(h5, patterns: Sequence[str]) -> list:
+    for pattern in patterns:
+        group_path, name = pattern.rsplit("/", 1)
+        group = h5.get(group_path or "/")
+        if group is None or not hasattr(group, "keys"):
+            continue
+        names = sorted(n for n in group.keys() if fnmatch.fnmatchcase(n, name))
+        if names:
+            return [(group, n) for n in names]
+    return []
+
+
+def _largest(h5, broken: list):
+    """The largest frame-like dataset (external links followed), or None; broken links into ``broken``."""
+    best, seen, stack = None, 0, [h5]
+    while stack and seen < MAX_OBJECTS:
+        group = stack.pop()
+        for name in group:
+            seen += 1
+            try:
+                obj = group[name]
+            except (KeyError, OSError):
+                broken.append(f"{group.name.rstrip('/')}/{name}")
+                continue
+            if hasattr(obj, "keys"):
+                if obj.name.count("/") < 12:
+                    stack.append(obj)
+            elif _is_frames(obj) and not NOT_FRAMES.search(name):
+                if best is None or obj.size > best.size:
+                    best = obj
+    return best
+
+
+def _resolve(path: str, group, name: str):
+    """``group[name]``; a link whose target file is missing is ``missing_dataset``."""
+    try:
+        return group[name]
+    except (KeyError, OSError) as e:
+        link = group.get(name, getlink=True)
+        target = getattr(link, "filename", None) or getattr(link, "path", "?")
+        raise UnreadableFile("missing_dataset", f"{path}: {group.name.rstrip('/')}/{name} links to {target}, "
+                             f"which cannot be opened ({e})") from e
+
+
+def frame_datasets(h5, path: str, patterns: Sequence[str]) -> list:
+    """The datasets holding the frames of an open file, in order (see module docstring)."""
+    found = _nexus_signal(h5)
+    datasets = [found] if found is not None else []
+    if not datasets:
+        datasets = [_resolve(path, group, n) for group, n in _configured(h5, patterns)]
+        datasets = [d for d in datasets if hasattr(d, "shape")]
+    broken: list = []
+    if not datasets and (found := _largest(h5, broken)) is not None:
+        datasets = [found]
+    if not datasets:
+        if broken:
+            raise UnreadableFile("missing_dataset", f"{path}: no frames; the link(s) {', '.join(broken[:5])} "
+                                 "point to files or objects that cannot be opened")
+        raise UnreadableFile("missing_dataset", f"{path}: no numeric dataset with 2 or more dimensions (tried "
+                             f"NXdata@signal, {list(patterns)} and the largest dataset); set ingest.hdf5_datasets")
+    first = datasets[0]
+    name = first.name.rsplit("/", 1)[-1]
+    if len(datasets) == 1 and EIGER_PART.match(name):          # all data_NNNNNN of an Eiger master
+        group = first.parent
+        datasets = [_resolve(path, group, n) for n in sorted(group) if EIGER_PART.match(n)]
+    for ds in datasets:
+        check_sources(ds, path)
+    return datasets
+
+
+def check_sources(ds, path: str) -> None:
+    """Refuse a virtual dataset with a missing source file (its frames would read as the fill value)."""
+    if not getattr(ds, "is_virtual", False):
+        return
+    here = os.path.dirname(os.path.abspath(ds.file.filename)) if isinstance(ds.file.filename, str) else ""
+    missing = set()
+    for name, dset_name in sorted({(s.file_name, s.dset_name) for s in ds.virtual_sources()}):
+        if name == ".":                       # a dataset of this file, maybe an external link
+            try:
+                ds.file[dset_name]
+            except (KeyError, OSError):
+                missing.add(f"{dset_name} (in this file)")
+            continue
+        candidates = [name] if os.path.isabs(name) else []
+        candidates += [os.path.join(here, name), os.path.join(here, os.path.basename(name))]
+        if not any(os.path.isfile(c) for c in candidates):
+            missing.add(name)
+    if missing:
+        raise UnreadableFile("missing_source", f"{path}: dataset {ds.name} is virtual and its source file(s) "
+                             f"{', '.join(sorted(missing)[:3])} are missing; its frames would read as fill values")
+
+
+LENGTH_UNITS = {"m": 1.0, "meter": 1.0, "metre": 1.0, "meters": 1.0, "mm": 1e-3, "millimeter": 1e-3,
+                "millimetre": 1e-3, "um": 1e-6, "µm": 1e-6, "micron": 1e-6, "microns": 1e-6, "micrometer": 1e-6,
+                "micrometre": 1e-6, "cm": 1e-2, "nm": 1e-9, "nanometer": 1e-9, "nanometre": 1e-9, "a": 1e-10,
+                "angstrom": 1e-10, "angstroms": 1e-10, "å": 1e-10}
+
+
+def _value(group, name: str):
+    """(value, unit or None) of a scalar field, or None."""
+    obj = group.get(name) if group is not None and name in group else None
+    if obj is None or not hasattr(obj, "shape"):
+        return None
+    try:
+        value = float(np.asarray(obj[()]).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        return None
+    unit = obj.attrs.get("units")
+    return value, (_text(unit).lower() if unit is not None else None)
+
+
+def _metres(field, unitless_scale: float) -> float | None:
+    if field is None:
+        return None
+    value, unit = field
+    if unit is None:
+        return value * unitless_scale
+    scale = LENGTH_UNITS.get(unit)
+    return value * scale if scale else None
+
+
+def detector_group(h5, datasets: list):
+    """The NXdetector of the frames: their parent when it is one, else the entry's instrument/detector."""
+    parent = datasets[0].parent if datasets else None
+    if parent is not None and _nx_class(parent) == "NXdetector" and parent.file.filename == h5.filename:
+        return parent
+    if "/entry/instrument/detector" in h5:
+        return h5["/entry/instrument/detector"]
+    for name in h5:                  # any NXentry's NXinstrument's NXdetector (GDA: /entry1/instrument/Pilatus2M)
+        instrument = h5[name].get("instrument") if hasattr(h5[name], "keys") else None
+        for sub in (instrument if instrument is not None and hasattr(instrument, "keys") else []):
+            group = instrument.get(sub)
+            if group is not None and hasattr(group, "keys") and _nx_class(group) == "NXdetector" and "x_pixel_size" in group:
+                return group
+    return None
+
+
+def nexus_header(h5, datasets: list) -> dict:
+    """Geometry from the NXdetector / NXbeam / NXmonochromator fields (units honoured; unitless
+    lengths read as mm when they are too large to be metres, as EPICS areaDetector writes them)."""
+    out: dict = {}
+    det = detector_group(h5, datasets)
+    if det is None:
+        return out
+    pixel = _value(det, "x_pixel_size")
+    pixel_mm = pixel is not None and pixel[1] is None and pixel[0] > 1e-3
+    for key, name in (("pixel2_m", "x_pixel_size"), ("pixel1_m", "y_pixel_size")):
+        field = _value(det, name)
+        out[key] = _metres(field, 1e-3 if field and field[1] is None and field[0] > 1e-3 else 1.0)
+    distance = _value(det, "detector_distance") or _value(det, "distance")
+    out["distance_m"] = _metres(distance, 1e-3 if distance and distance[1] is None and distance[0] > 20 else 1.0)
+    for key, axis in (("beam_center_col_px", "x"), ("beam_center_row_px", "y")):
+        in_pixels = _value(det, f"beam_center_{axis}_pixel")
+        field = _value(det, f"beam_center_{axis}")
+        size = out["pixel2_m" if axis == "x" else "pixel1_m"]
+        if in_pixels is not None:
+            out[key] = in_pixels[0]
+        elif field is not None and field[1] in (None, "pixel", "pixels", "px"):
+            out[key] = field[0] / pixel[0] if field[1] is None and pixel_mm else field[0]
+        elif field is not None and field[1] in LENGTH_UNITS and size:
+            out[key] = field[0] * LENGTH_UNITS[field[1]] / size
+    entry = det.parent.parent if det.parent is not None else None
+    for path in ("instrument/beam/incident_wavelength", "instrument/monochromator/wavelength"):
+        field = _value(entry, path) if entry is not None else None
+        if field is not None:
+            out["wavelength_m"] = _metres(field, 1e-10)
+            break
+    for name in ("description", "local_name"):
+        if name in det and hasattr(det[name], "shape"):
+            try:
+                out["detector"] = _text(det[name][()])
+            except Exception:
+                pass
+            break
+    return {k: v for k, v in out.items() if v is not None and v != "" and np.all(np.isfinite(v) if not isinstance(v, str) else True)}
+
+
+def pixel_mask(h5, datasets: list) -> np.ndarray | None:
+    """The NeXus ``pixel_mask`` of the frames' detector (non-zero = bad), as a 2-D bool array."""
+    det = detector_group(h5, datasets)
+    for group, name in ((det, "pixel_mask"), (det, "detectorSpecific/pixel_mask")):
+        if group is not None and name in group:
+            mask = np.asarray(group[name][()]) != 0
+            while mask.ndim > 2 and mask.shape[0] == 1:      # some writers (Lambda) store a (1, rows, cols) stack
+                mask = mask[0]
+            return mask if mask.ndim == 2 else None
+    return None
