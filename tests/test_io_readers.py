@@ -237,7 +237,7 @@ def test_a_user_mask_named_by_the_sidecar_masks_its_pixels(tmp_path):
     assert provenance["bad_pixels"] == 48 * 4 and provenance["masks"]["user_mask"].endswith("beamstop_mask.edf")
     assert image["distance_m"] == 3.5 and provenance["geometry_source"]["distance_m"] == "sidecar"
     stored = np.frombuffer(image["mask"], np.uint8).reshape(32, 32)
-    _, cols = stored_shape((48, 40), 32)                 # the frame's columns in the letterbox
+    _, cols = stored_shape((48, 40), 32, SETTINGS["letterbox"])   # the frame's columns in the stored square
     left = (32 - cols) // 2
     assert stored[:, left].all() and not stored[:, left + cols - 1].any()
 

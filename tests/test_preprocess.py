@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from xray_spark.preprocess import area_weights, log_scale, preprocess
+from xray_spark.preprocess import area_weights, log_scale, preprocess, stored_shape
 
 FULL = 2.0**20 - 1
 
@@ -12,7 +12,7 @@ def test_output_shape_range_and_dtype_for_non_square_detector():
     assert image.shape == mask.shape == (256, 256)
     assert image.dtype == np.float32 and 0.0 <= image.min() and image.max() <= 1.0
     assert not mask.any()
-    boxed, boxed_mask = preprocess(raw, None, 256, full_scale_counts=FULL)
+    boxed, boxed_mask = preprocess(raw, None, 256, full_scale_counts=FULL, letterbox=True)
     assert boxed.shape == (256, 256) and boxed_mask[:, :7].all() and boxed_mask[:, -8:].all()
     assert not boxed_mask[:, 7:-8].any() and (boxed[boxed_mask] == 0).all()
 
@@ -23,11 +23,11 @@ def test_letterbox_keeps_a_ring_round_on_non_square_frames(shape):
     centre = (shape[0] * 0.45, shape[1] * 0.55)
     radius = 0.3 * min(shape)
     ring = np.abs(np.hypot(rows - centre[0], cols - centre[1]) - radius) < 2.5
-    image, mask = preprocess(np.where(ring, 5000, 1), None, 128, full_scale_counts=FULL)
+    image, mask = preprocess(np.where(ring, 5000, 1), None, 128, full_scale_counts=FULL, letterbox=True)
     hit_rows, hit_cols = np.nonzero(image > 0.3)
     height, width = np.ptp(hit_rows) + 1, np.ptp(hit_cols) + 1
     assert abs(height - width) <= 2, (height, width)                    # a circle, not an ellipse
-    assert mask.sum() == 128 * 128 - np.prod([round(128 * s / max(shape)) for s in shape])
+    assert mask.sum() == 128 * 128 - np.prod(stored_shape(shape, 128, letterbox=True))
     stretched, _ = preprocess(np.where(ring, 5000, 1), None, 128, full_scale_counts=FULL, letterbox=False)
     r, c = np.nonzero(stretched > 0.3)
     assert abs((np.ptp(r) + 1) - (np.ptp(c) + 1)) > 4                  # the distortion letterboxing removes

@@ -82,6 +82,9 @@ def test_each_real_file_reads_with_its_shape_dtype_counts_and_header(path):
         assert all(f.max() <= 4095 for f in frames)
 
 
+LETTERBOX = load_config(None, []).preprocess.letterbox
+
+
 def archive_rows(root: Path, image_size: int = 64) -> dict[str, list[dict]]:
     """Every row ``file_rows`` (the ingest executors' function) makes of each file under ``root``."""
     config = load_config(None, [f"tables.image_size={image_size}"])
@@ -103,7 +106,7 @@ def test_real_files_become_image_rows_with_geometry_sources_masks_and_sane_image
             image = np.frombuffer(r["image"], "<f4").reshape(64, 64)
             mask = np.frombuffer(r["mask"], "u1").reshape(64, 64).astype(bool)
             assert np.isfinite(image).all() and 0 <= image.min() and image.max() <= 1
-            rows_in, cols_in = stored_shape(shape, 64)                # the frame's part of the letterbox
+            rows_in, cols_in = stored_shape(shape, 64, LETTERBOX)     # the frame's part of the stored square
             top, left = (64 - rows_in) // 2, (64 - cols_in) // 2
             inside = mask[top:top + rows_in, left:left + cols_in]
             assert (image[mask] == 0).all() and inside.mean() < 0.2
@@ -211,3 +214,31 @@ def test_a_comparison_spec_error_names_the_entry_and_the_field(tmp_path):
                     "    material: LaB6\n")
     with pytest.raises(ConfigError, match=r"frames\[0\]: detector = 'Pilatus9M'; allowed: Pilatus1M"):
         read_spec(str(spec))
+
+
+# The shipped model's scores of the three fixture frames (in its tag order), stored when it was committed.
+SHIPPED_SCORES = {
+    CEO2: [0.0006, 0.0016, 0.0002, 0.3349, 0.9836, 0.0001, 0.0008, 0.0011, 0.7587, 0.0001, 0.0004, 0.0014, 0.4267,
+           0.0003, 0.8125, 0.0912, 0.3083],
+    GISAXS: [0.9948, 0.5647, 0.0014, 0.0003, 0.3164, 0.0008, 0.0016, 0.4524, 0.6862, 0.2381, 0.9756, 0.0024, 0.1361,
+             0.0003, 0.0261, 0.0039, 0.1506],
+    LAMBDA: [0.4056, 0.0121, 0.9774, 0.0007, 0.1213, 0.3338, 0.0022, 0.0223, 0.1365, 0.1495, 0.1193, 0.1086, 0.518,
+             0.0172, 0.0443, 0.0594, 0.0566],
+}
+
+
+def test_the_shipped_model_loads_and_scores_real_frames_as_stored():
+    from xray_spark import modeldir, schema
+    from xray_spark.paths import SHIPPED_MODEL, SHIPPED_MODELS
+
+    directory = load_config(None, []).paths.model_dir(SHIPPED_MODEL)
+    assert directory == SHIPPED_MODELS / SHIPPED_MODEL                    # a name resolves to the package's copy
+    scorer = modeldir.load(directory)
+    rows = archive_rows(ROOT, image_size=256)
+    for path, expected in SHIPPED_SCORES.items():
+        row = rows[path][0]
+        image, mask = (schema.decode_images([row["image"]], 256, 256), schema.decode_masks([row["mask"]], 256, 256))
+        np.testing.assert_allclose(scorer.score(image, mask)[0], expected, atol=2e-3)
+    tags = dict(zip(scorer.tags, SHIPPED_SCORES[CEO2]))
+    assert tags["Ordered"] > 0.9 and tags["Ring: Isotropic"] > 0.5                  # the calibrant's powder rings
+    assert dict(zip(scorer.tags, SHIPPED_SCORES[GISAXS]))["GISAXS"] > 0.9          # the P03 film

@@ -22,7 +22,7 @@ from typing import Callable
 
 import yaml
 
-from xray_spark.config_types import ConfigError, build, expand_env, merge, option, parse_override, to_dict
+from xray_spark.config_types import ConfigError, build, expand_env, merge, migrated, option, parse_override, to_dict
 from xray_spark.paths import PathsConfig
 
 __all__ = ["CONFIG_VERSION", "Config", "ConfigError", "load_config", "migrate", "parse_override", "to_dict"]
@@ -70,7 +70,7 @@ class TablesConfig:
 class PreprocessConfig:
     full_scale_counts: float = option(1048575.0, "counts mapped to 1.0 by the log scale (20-bit Pilatus/Eiger saturation)", min=1.0)
     mask_threshold: float = option(0.5, "a stored pixel is bad when more than this fraction of its area is bad", min=0.0, max=1.0)
-    letterbox: bool = option(True, "keep the frame's aspect ratio in the stored square (margins bad), else stretch it")
+    letterbox: bool = option(False, "keep the frame's aspect ratio in the stored square (margins bad), else stretch it")
 
 
 @dataclass
@@ -110,7 +110,7 @@ class CnnConfig:
     keep_checkpoints: int = option(2, "checkpoints kept (one per epoch, written by rank 0)", min=1)
     seed: int = option(0, "seed of weight initialisation, shuffling and the run split", min=0)
     inference_batch: int = option(64, "images per forward pass in predict", min=1)
-    augment: bool = option(True, "change training images as real frames vary: count scale, background, masked blocks, mirror")
+    augment: bool = option(False, "change training images as real frames vary: count scale, background, masked blocks, mirror")
     augment_max_scale: float = option(10.0, "counts multiplied by a log-uniform factor in [1/max, max]", min=1.0)
     augment_max_background: float = option(30.0, "flat background added to half the images, 1 .. this many counts (log-uniform)", min=0.0)
     augment_max_blocks: int = option(3, "up to this many masked rectangles per image (each drawn with p=0.3)", min=0)
@@ -326,14 +326,7 @@ def migrate(data: dict, source: str = "configuration") -> dict:
     if version > CONFIG_VERSION:
         raise ConfigError(f"{source}: 'version' = {version}: this xray_spark reads versions "
                           f"1..{CONFIG_VERSION}; upgrade xray_spark to read it")
-    while version < CONFIG_VERSION:
-        if version not in MIGRATIONS:
-            raise ConfigError(f"{source}: 'version' = {version}: no migration from it "
-                              f"(known: {sorted(MIGRATIONS)})")
-        data = MIGRATIONS[version](data)
-        version += 1
-        data["version"] = version
-    return data
+    return migrated(data, version, CONFIG_VERSION, MIGRATIONS, source)
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: typing.Iterable[str] = ()) -> Config:

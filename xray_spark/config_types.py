@@ -166,3 +166,15 @@ def parse_override(text: str) -> dict:
     for part in reversed(parts):
         nested = {part: nested}
     return nested
+
+
+def migrated(data: dict, version: int, current: int, migrations: dict, source: str, error=ConfigError) -> dict:
+    """``data`` of schema ``version`` brought up to ``current`` by ``migrations`` (version -> a function
+    to version + 1), one step at a time; shared by conf/ files and run sidecars."""
+    while version < current:
+        if version not in migrations:
+            raise error(f"{source}: 'version' = {version}: no migration from it (known: {sorted(migrations)})")
+        data = migrations[version](data)
+        version += 1
+        data["version"] = version
+    return data

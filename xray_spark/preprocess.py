@@ -11,11 +11,12 @@ raw detector counts + bad-pixel mask  ->  (size x size float32 in [0, 1], size x
    neighbours. Each stored pixel is the mean of the detector area it covers, as detector binning
    does; it is bad when less than ``1 - mask_threshold`` of that area was valid. Bad stored pixels
    are 0.
-4. The stored image is a square of ``size``. With ``letterbox`` (the default) the frame keeps its
+4. The stored image is a square of ``size``. With ``letterbox`` (``preprocess.letterbox``) the frame keeps its
    aspect ratio: its long side spans the square, its short side ``frame_shape``'s share of it,
    centred, and the margins are bad pixels; a ring stays a circle on a Pilatus 300K (619 x 487) or
-   a Pilatus 100K (195 x 487) frame. Without it the frame is stretched to the square (a ring on a
-   non-square frame becomes an ellipse).
+   a Pilatus 100K (195 x 487) frame. Without it (the default) the frame is stretched to the square
+   (a ring on a non-square frame becomes an ellipse). Measured on the real-frame development set,
+   letterboxing did not help (docs/cnn.md), so it is an option, not the default.
 
 The binning is written here rather than taken from scikit-image's ``resize``: as two sparse
 matrix products it costs a Pilatus 1M frame about 6 ms instead of ``resize``'s 30 ms of Gaussian
@@ -139,7 +140,7 @@ def bin_valid(raw: np.ndarray, mask: np.ndarray | None, shape: tuple[int, int],
     return (columns @ image.T).T, (columns @ coverage.T).T
 
 
-def stored_shape(frame_shape: tuple[int, int], size: int, letterbox: bool = True) -> tuple[int, int]:
+def stored_shape(frame_shape: tuple[int, int], size: int, letterbox: bool = False) -> tuple[int, int]:
     """The part of the stored ``size`` square a frame of ``frame_shape`` covers (rows, columns)."""
     if not letterbox:
         return size, size
@@ -157,7 +158,7 @@ def bad_pixel_count(raw: np.ndarray, mask: np.ndarray | None = None) -> int:
 
 
 def preprocess(raw: np.ndarray, mask: np.ndarray | None, size: int, *, full_scale_counts: float,
-               mask_threshold: float = 0.5, letterbox: bool = True) -> tuple[np.ndarray, np.ndarray]:
+               mask_threshold: float = 0.5, letterbox: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Log-scaled, masked, resized image and its mask, both (size, size).
 
     Parameters

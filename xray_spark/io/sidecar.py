@@ -25,7 +25,7 @@ from typing import Callable
 
 import yaml
 
-from xray_spark.config_types import ConfigError, build, option
+from xray_spark.config_types import ConfigError, build, migrated, option
 from xray_spark.geometry import FIELDS, Geometry, check_value
 
 SIDECAR_VERSION = 1
@@ -74,11 +74,7 @@ def migrate(data: dict, source: str) -> dict:
     if version > SIDECAR_VERSION:
         raise SidecarError(f"{source}: version = {version}: this xray_spark reads sidecar versions "
                            f"0..{SIDECAR_VERSION}; upgrade xray_spark to read it")
-    while version < SIDECAR_VERSION:
-        data = MIGRATIONS[version](data)
-        version += 1
-        data["version"] = version
-    return data
+    return migrated(data, version, SIDECAR_VERSION, MIGRATIONS, source, SidecarError)
 
 
 def load_sidecar(path: str) -> RunSidecar:
