@@ -7,6 +7,7 @@ shape matches), the file's NeXus ``pixel_mask`` (non-zero = bad) and the run's u
 """
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 import numpy as np
@@ -14,16 +15,25 @@ import numpy as np
 
 @lru_cache(maxsize=32)
 def pyfai_detector(name: str):
-    """pyFAI's detector for a header or configured name ('PILATUS 1M', 'Eiger2_4M'), or None."""
+    """pyFAI's detector for a header or configured name ('PILATUS 1M', 'Eiger2_4M'), or None.
+
+    pyFAI logs its whole registry at ERROR for every name it does not know ('marccd', 'Lambda'); an
+    unknown name is an expected answer here (the frame is flagged), so that log is held back."""
     from pyFAI.detectors import detector_factory
 
     words = [w for w in name.replace("-", " ").split() if w.lower() not in ("dectris", "si", "cdte")]
-    for candidate in (name, "".join(words), "_".join(words)):
-        try:
-            return detector_factory(candidate)
-        except (RuntimeError, KeyError, ValueError):
-            continue
-    return None
+    logger = logging.getLogger("pyFAI.detectors")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        for candidate in (name, "".join(words), "_".join(words)):
+            try:
+                return detector_factory(candidate)
+            except (RuntimeError, KeyError, ValueError):
+                continue
+        return None
+    finally:
+        logger.setLevel(level)
 
 
 BINNINGS = (1, 2, 3, 4)
