@@ -40,3 +40,25 @@ def test_every_dev_frame_has_its_source_and_a_file():
     for r in rows:
         assert (DEV / r["file"]).is_file(), r["file"]
         assert len(r["commit"]) == 40 and r["licence"] and r["source_path"], r["frame_id"]
+
+
+def test_every_dev_frame_ingests():
+    """Each labelled frame of the development set becomes an image row (ingest's executor function)."""
+    import json
+    from dataclasses import asdict
+
+    from xray_spark.config import load_config
+    from xray_spark.io.archive import discover
+    from xray_spark.io.ingestion import settings_of
+    from xray_spark.io.rows import file_rows
+
+    config = load_config(None, ["tables.image_size=32"])
+    files, sidecars = discover(str(DEV), config.ingest.ignore, config.ingest.sidecar)
+    settings = settings_of(config, str(DEV), {})
+    ingested = set()
+    for f in files:
+        unit = {**asdict(f), "sidecar": json.dumps(sidecars.get((f.beamtime, f.run_id), {}))}
+        ingested |= {(f.path, r["frame"]) for r in file_rows(unit, settings) if r.get("kind") not in ("file", "quarantine")}
+    with open(DEV / "labels.csv", newline="") as f:
+        wanted = {(r["file"], int(r["frame_index"])) for r in csv.DictReader(f)}
+    assert len(wanted) >= 80 and wanted <= ingested, sorted(wanted - ingested)[:5]
