@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from xray_spark.geometry import pyfai_detector
 from xray_spark.io import detector_writers, masks
 from xray_spark.io import sidecar as geom
 from xray_spark.io.archive import discover
@@ -141,7 +142,7 @@ def test_bad_sidecar_fields_are_named(tmp_path, text, fragment):
 
 
 def test_masks_combine_detector_gaps_file_and_user_masks():
-    det = masks.pyfai_detector("PILATUS 1M")
+    det = pyfai_detector("PILATUS 1M")
     assert det is not None and det.shape == (1043, 981)
     gaps = masks.gap_mask(det, (1043, 981))
     assert gaps[:, 487:494].all() and not gaps[0, 0]          # the vertical module gap of a Pilatus 1M

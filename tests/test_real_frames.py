@@ -19,10 +19,9 @@ from conftest import CLUSTER
 from marccd_files import write_marccd
 
 from xray_spark.config import load_config
-from xray_spark.geometry import Geometry
+from xray_spark.geometry import Geometry, pyfai_detector
 from xray_spark.io.archive import discover
 from xray_spark.io.ingestion import ingest, settings_of
-from xray_spark.io.masks import pyfai_detector
 from xray_spark.io.readers import open_detector_file
 from xray_spark.io.rows import file_rows
 from xray_spark.preprocess import log_scale, stored_shape

@@ -20,8 +20,10 @@ construction (finite; lengths and the shape > 0), and a ValueError names the fie
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 LENGTHS = ("distance_m", "wavelength_m", "pixel1_m", "pixel2_m")
@@ -161,14 +163,10 @@ class Geometry:
                                    wavelength=self.wavelength_m, detector=self._pyfai_detector())
 
     def _pyfai_detector(self):
-        from pyFAI.detectors import Detector, detector_factory
+        from pyFAI.detectors import Detector
 
-        det = None
-        if self.detector:
-            try:
-                det = detector_factory(self.detector)
-            except (RuntimeError, KeyError, ValueError):
-                det = None
+        known = pyfai_detector(self.detector) if self.detector else None
+        det = type(known)() if known is not None else None        # a fresh one: binning changes it
         if det is not None and self.shape is not None and tuple(det.shape) != self.shape:
             if not det.guess_binning(self.shape) or tuple(det.shape) != self.shape:
                 det = None
@@ -176,3 +174,26 @@ class Geometry:
                                and math.isclose(det.pixel2, self.pixel2_m, rel_tol=1e-6)):
             det = Detector(self.pixel1_m, self.pixel2_m, max_shape=self.shape)
         return det
+
+
+@lru_cache(maxsize=32)
+def pyfai_detector(name: str):
+    """pyFAI's detector for a header or configured name ('PILATUS 1M', 'Eiger2_4M'), or None.
+
+    pyFAI logs its whole registry at ERROR for every name it does not know ('marccd', 'Lambda'); an
+    unknown name is an expected answer here (the frame is flagged), so that log is held back."""
+    from pyFAI.detectors import detector_factory
+
+    words = [w for w in name.replace("-", " ").split() if w.lower() not in ("dectris", "si", "cdte")]
+    logger = logging.getLogger("pyFAI.detectors")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        for candidate in (name, "".join(words), "_".join(words)):
+            try:
+                return detector_factory(candidate)
+            except (RuntimeError, KeyError, ValueError):
+                continue
+        return None
+    finally:
+        logger.setLevel(level)

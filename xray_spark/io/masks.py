@@ -7,34 +7,11 @@ shape matches), the file's NeXus ``pixel_mask`` (non-zero = bad) and the run's u
 """
 from __future__ import annotations
 
-import logging
 from functools import lru_cache
 
 import numpy as np
 
-
-@lru_cache(maxsize=32)
-def pyfai_detector(name: str):
-    """pyFAI's detector for a header or configured name ('PILATUS 1M', 'Eiger2_4M'), or None.
-
-    pyFAI logs its whole registry at ERROR for every name it does not know ('marccd', 'Lambda'); an
-    unknown name is an expected answer here (the frame is flagged), so that log is held back."""
-    from pyFAI.detectors import detector_factory
-
-    words = [w for w in name.replace("-", " ").split() if w.lower() not in ("dectris", "si", "cdte")]
-    logger = logging.getLogger("pyFAI.detectors")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        for candidate in (name, "".join(words), "_".join(words)):
-            try:
-                return detector_factory(candidate)
-            except (RuntimeError, KeyError, ValueError):
-                continue
-        return None
-    finally:
-        logger.setLevel(level)
-
+from xray_spark.geometry import pyfai_detector
 
 BINNINGS = (1, 2, 3, 4)
 
@@ -79,18 +56,16 @@ def identify(name: str | None, shape: tuple[int, int]) -> tuple[object | None, l
     else from the shape alone (pyFAI's registry). A named detector that does not write ``shape``
     (an Eiger2 16M frame is 4362x4148, pyFAI's Eiger 16M 4371x4150) gives None and a flag: the
     frame is ingested without a gap mask."""
-    flags = []
     if name:
         detector = pyfai_detector(name)
         if detector is not None and tuple(shape) in expected_shapes(detector):
-            return detector, flags
-        flags.append(f"detector {name!r}: " + ("unknown to pyFAI" if detector is None else
-                     f"pyFAI's {detector.name} is {detector.shape[0]}x{detector.shape[1]}, not "
-                     f"{shape[0]}x{shape[1]} or binned") + "; no gap mask")
+            return detector, []
+        return None, [f"detector {name!r}: " + ("unknown to pyFAI" if detector is None else
+                      f"pyFAI's {detector.name} is {detector.shape[0]}x{detector.shape[1]}, not "
+                      f"{shape[0]}x{shape[1]} or binned") + "; no gap mask"]
     detector = detector_of_shape(tuple(shape))
-    if detector is not None and not name:
-        flags.append(f"detector identified by its shape {shape[0]}x{shape[1]}: {detector.name}")
-    return (detector if not name else None), flags
+    flags = [f"detector identified by its shape {shape[0]}x{shape[1]}: {detector.name}"] if detector else []
+    return detector, flags
 
 
 def gap_mask(detector, shape: tuple[int, int]) -> np.ndarray | None:
