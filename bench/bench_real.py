@@ -58,9 +58,7 @@ def main(model: str | None = None):
             rows = {r["image_id"]: r for r in spark.read.parquet(f"{config.paths.url('predictions')}/real")
                     .filter("error IS NULL").select("image_id", "scores").collect()}     # frames x tags: small
             missing = [f for i, f in zip(dev.image_ids, dev.files) if i not in rows]
-            keep = [k for k, i in enumerate(dev.image_ids) if i in rows]
-            dev = dev.__class__([dev.image_ids[k] for k in keep], [dev.files[k] for k in keep], dev.tags,
-                                dev.labels[keep])
+            dev = dev.only(rows)
             columns = [manifest["tags"].index(t) for t in dev.tags]
             scores = np.array([np.asarray(rows[i]["scores"])[columns] for i in dev.image_ids])
             result = score_dev_set(scores, dev)

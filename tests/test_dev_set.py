@@ -62,3 +62,11 @@ def test_every_dev_frame_ingests():
     with open(DEV / "labels.csv", newline="") as f:
         wanted = {(r["file"], int(r["frame_index"])) for r in csv.DictReader(f)}
     assert len(wanted) >= 80 and wanted <= ingested, sorted(wanted - ingested)[:5]
+
+
+def test_dev_labels_narrow_to_the_scored_frames(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,frame_index,A\ns/r/a.cbf,0,1\ns/r/b.cbf,0,0\ns/r/c.cbf,0,\n")
+    dev = read_dev_labels(str(labels), ["A"])
+    some = dev.only({dev.image_ids[0], dev.image_ids[2]})
+    assert some.files == ["s/r/a.cbf", "s/r/c.cbf"] and some.labels[:, 0].tolist() == [1, -1]

@@ -24,6 +24,11 @@ class DevLabels:
     tags: list[str]
     labels: np.ndarray            # (frames, tags) int8: 1, 0, or -1 = unknown
 
+    def only(self, image_ids) -> "DevLabels":
+        """The frames whose image id is in ``image_ids`` (e.g. those a model scored)."""
+        keep = [k for k, i in enumerate(self.image_ids) if i in image_ids]
+        return DevLabels([self.image_ids[k] for k in keep], [self.files[k] for k in keep], self.tags, self.labels[keep])
+
 
 def read_dev_labels(path: str, tags: list[str]) -> DevLabels:
     """The frames of the labels CSV at ``path`` and their labels on ``tags`` (-1 = unknown)."""
