@@ -1,5 +1,5 @@
 """Every table's contract: the columns and types of the `images`, `predictions`, `nightly`,
-`features`, `descriptors`, `manifest` and `quarantine` tables, and the encoding of an image row.
+`features`, `descriptors`, `embeddings`, `manifest` and `quarantine` tables, and the encoding of an image row.
 Writing lives in ``io.tables``; reading into tf.data in ``cnn.data``.
 
 The table is plain Parquet that Spark, pandas and Petastorm's ``make_batch_reader`` read without
@@ -72,6 +72,24 @@ PREDICTIONS = pa.schema([
 NIGHTLY = pa.schema([*PREDICTIONS, pa.field("beamtime", pa.string()), pa.field("checksum", pa.string()),
                      pa.field("night", pa.string())])
 NIGHTLY_KEYS = ("night",)
+
+# The `embeddings` table (xray-spark embed, nightly, stream): one row per image and CNN model, the
+# vectors that clusters, change points and similar-image search use (``xray_spark.explore``).
+EMBEDDINGS = pa.schema([
+    pa.field("image_id", pa.string(), nullable=False),
+    pa.field("beamtime", pa.string(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("frame", pa.int64(), nullable=False),
+    pa.field("model_id", pa.string(), nullable=False),       # the CNN whose penultimate layer is `cnn`
+    pa.field("cnn", pa.list_(pa.float32())),                 # penultimate-layer activations
+    pa.field("profile_axis", pa.string()),                   # q (geometry known) | radius (image space)
+    pa.field("profile", pa.list_(pa.float32())),             # log10 I on the fixed profile grid
+    pa.field("anisotropy", pa.list_(pa.float32())),          # azimuthal contrast per profile bin
+    pa.field("embedding", pa.list_(pa.float32())),           # the combined unit vector: search, clusters
+    pa.field("scored_tags", pa.list_(pa.string())),
+    pa.field("scores", pa.list_(pa.float32())),
+    pa.field("tag_names", pa.list_(pa.string())),            # tags at or above the model's thresholds
+])
 
 # The `manifest` table: one row per archive file ever seen (see ``io.manifest``).
 MANIFEST = pa.schema([
