@@ -21,6 +21,7 @@ JOBS = {
     "config": ("xray_spark.jobs.print_config", "print the effective configuration (defaults, file, --set) as YAML"),
     "deploy": ("xray_spark.jobs.deploy_recipes", "render the deployment recipes (spark-submit, Kubernetes, Databricks, Airflow, Docker) from the configuration"),
     "train_cnn": ("xray_spark.jobs.train_cnn", "train the AlexNet multi-label CNN with Horovod on Spark (resumes from its checkpoint)"),
+    "adapt": ("xray_spark.jobs.adapt", "adapt a CNN to an unlabelled archive: its batch-norm statistics re-estimated on the archive's images (AdaBN)"),
     "predict": ("xray_spark.jobs.predict", "score an images table with a model directory (CNN or bag of features) into predictions"),
     "build_dictionary": ("xray_spark.jobs.build_dictionary", "bag of features: k-means dictionary of patch descriptors of the training runs"),
     "spm_features": ("xray_spark.jobs.spm_features", "bag of features: spatial-pyramid features of every image (+ skipped table)"),
