@@ -5,7 +5,9 @@ chance level and the same model's mAP on synthetic test images generated in the 
 The frames go through the real ``ingest`` (local Spark), the model through ``predict``; AP per tag is
 ``metrics.average_precisions`` over the frames whose label is known (``labelling.dev_set``), mAP over
 the top-17 tags with at least 5 positives. Baseline: the chance level (the mean prevalence of those
-tags). Writes ``bench/results/real_frames.json`` and ``real_frames_worst.png`` (each tag's worst
+tags). Also the model adapted to the development frames by AdaBN (``cnn.adaptation``: batch-norm
+statistics of the frames' images, their labels unused), scored the same way. Writes
+``bench/results/real_frames.json`` and ``real_frames_worst.png`` (each tag's worst
 false positives and false negatives).
 
 ``python -m bench.bench_real [MODEL_DIR]`` scores another model directory.
@@ -26,10 +28,20 @@ DEV = ROOT / "datasets" / "real_dev"
 N_SYNTHETIC, SEED_SYNTHETIC = 800, 12
 
 
+def dev_scores(spark, directory, images_url: str, output_url: str) -> dict:
+    """image_id -> row with the scores of ``directory``'s model (frames x tags: a small result)."""
+    from xray_spark.labelling.scoring import predict
+
+    predict(spark, directory, images_url, output_url)
+    return {r["image_id"]: r for r in spark.read.parquet(output_url).filter("error IS NULL")
+            .select("image_id", "scores").collect()}
+
+
 def main(model: str | None = None):
     from pyspark.sql import functions as F
 
     from xray_spark import tags
+    from xray_spark.cnn.adaptation import adapt
     from xray_spark.config import PreprocessConfig, load_config
     from xray_spark.io import tables
     from xray_spark.io.ingestion import ingest
@@ -54,14 +66,18 @@ def main(model: str | None = None):
         spark = build_session(config, "bench-real")
         try:
             ingested = ingest(spark, config, archive=str(DEV))
-            predict(spark, directory, config.paths.url("images"), f"{config.paths.url('predictions')}/real")
-            rows = {r["image_id"]: r for r in spark.read.parquet(f"{config.paths.url('predictions')}/real")
-                    .filter("error IS NULL").select("image_id", "scores").collect()}     # frames x tags: small
+            rows = dev_scores(spark, directory, config.paths.url("images"), f"{config.paths.url('predictions')}/real")
             missing = [f for i, f in zip(dev.image_ids, dev.files) if i not in rows]
             dev = dev.only(rows)
             columns = [manifest["tags"].index(t) for t in dev.tags]
             scores = np.array([np.asarray(rows[i]["scores"])[columns] for i in dev.image_ids])
             result = score_dev_set(scores, dev)
+            # AdaBN on the development frames themselves: their images, never their labels
+            adapted_dir = Path(tmp) / "models" / "adapted"
+            adapted_manifest = adapt(spark, directory, config.paths.url("images"), adapted_dir, name="adapted")
+            adapted_rows = dev_scores(spark, adapted_dir, config.paths.url("images"),
+                                      f"{config.paths.url('predictions')}/real-adapted")
+            adapted = score_dev_set(np.array([np.asarray(adapted_rows[i]["scores"])[columns] for i in dev.image_ids]), dev)
             cases = {}
             shown = set()
             for tag in result["scored_tags"]:
@@ -90,6 +106,8 @@ def main(model: str | None = None):
            "figure": {"real_mAP": result["mAP"], "unit": "mAP over the top-17 tags with >= 5 positives"},
            "baseline": {"chance": result["chance"]}, "ratio": result["mAP"] / result["chance"],
            "real": result, "synthetic_mAP_top17": synthetic_map,
+           "adapted": {"method": adapted_manifest["adaptation"]["method"], "images": "the development frames (labels unused)",
+                       "mAP": adapted["mAP"], "tags": adapted["tags"]},
            "synthetic": {"images": N_SYNTHETIC, "seed": SEED_SYNTHETIC, "ap": dict(zip(evaluation.labels, evaluation.ap))},
            "frames_not_scored": missing, "ingest": {"files": ingested.files, "written": ingested.written,
                                                      "quarantined_files": ingested.quarantined_files},
@@ -97,9 +115,12 @@ def main(model: str | None = None):
            "seconds": round(time.monotonic() - started, 1), "machine": machine(),
            "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2, default=float) + "\n")
-    print(json.dumps({k: out[k] for k in ("model_id", "figure", "baseline", "synthetic_mAP_top17")}, default=float))
+    print(json.dumps({k: out[k] for k in ("model_id", "figure", "baseline", "synthetic_mAP_top17")}, default=float),
+          f"adapted (AdaBN) mAP {adapted['mAP']:.4f}")
     for tag, t in result["tags"].items():
-        print(f"  {tag:<24} AP {t['ap'] if t['ap'] is None else round(t['ap'], 3)}  positives {t['positives']}/{t['known']}")
+        a = adapted["tags"][tag]["ap"]
+        print(f"  {tag:<24} AP {t['ap'] if t['ap'] is None else round(t['ap'], 3)}  adapted {a if a is None else round(a, 3)}"
+              f"  positives {t['positives']}/{t['known']}")
     return out
 
 
