@@ -15,7 +15,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYSPARK_PYTHON = $(abspath $(BIN))/python
 export PYSPARK_DRIVER_PYTHON = $(abspath $(BIN))/python
 
-.PHONY: venv demo test bench dist clean
+.PHONY: venv chromium demo test bench dist clean
 
 venv: $(STAMP)
 
@@ -39,7 +39,12 @@ $(STAMP): constraints.txt pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/xray-spark demo
 
-test: $(STAMP)
+# The live page's tests drive a real headless Chromium (Selenium + the system chromedriver; root, Debian/Ubuntu).
+chromium:
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest tests
 
 bench: $(STAMP)

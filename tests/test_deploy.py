@@ -54,17 +54,17 @@ def recipes(cluster) -> dict[tuple[str, str], tuple]:
     """(target, submission) -> normalised command line, read back from the rendered files."""
     files = render(cluster, CONF)
     out = {}
-    for name in ("oneoff", "nightly", "training"):
+    for name in ("oneoff", "nightly", "training", "stream"):
         argv = submit_line(files[f"submit/{name}.sh"])
         entry = next(i for i, a in enumerate(argv) if a.endswith(".py"))
         assert argv[-1] == "$@"
         out["submit", name] = normalise(argv[entry], argv[entry + 1:-1], SUBMIT_NIGHT)
-    for name in ("oneoff", "nightly"):
+    for name in ("oneoff", "nightly", "stream"):
         doc = yaml.safe_load(files[f"k8s/{name}.yaml"])
         spec = doc["spec"].get("template", doc["spec"])
         out["k8s", name] = normalise(spec["mainApplicationFile"], spec["arguments"], "")
     bundle = yaml.safe_load(files["databricks/databricks.yml"])["resources"]["jobs"]
-    for name in ("nightly", "training"):
+    for name in ("nightly", "training", "stream"):
         task = bundle[f"xray_spark_{name}"]["tasks"][0]["spark_python_task"]
         out["databricks", name] = normalise(task["python_file"], task["parameters"], DATABRICKS_NIGHT)
     call = next(n for n in ast.walk(ast.parse(files["airflow/xray_spark_nightly.py"]))
@@ -131,6 +131,45 @@ def test_rendered_files_are_valid_yaml_python_and_shell(cluster):
     assert yaml.safe_load(files["k8s/oneoff.yaml"])["kind"] == "SparkApplication"
 
 
+def test_stream_runs_long_restarts_from_shared_storage_and_serves_its_page(cluster):
+    """The stream: restarted whenever it fails (Kubernetes Always, YARN attempts, a continuous
+    Databricks job), its checkpoint and live pages on the tables claim, the pages served read-only."""
+    files = render(cluster, CONF)
+    app = yaml.safe_load(files["k8s/stream.yaml"])
+    spec = app["spec"]
+    assert app["kind"] == "SparkApplication" and spec["mainApplicationFile"].endswith("/jobs/stream.py")
+    assert spec["restartPolicy"] == {"type": "Always", "onFailureRetryInterval": cluster.deploy.stream_restart_s,
+                                     "onSubmissionFailureRetryInterval": cluster.deploy.stream_restart_s}
+    claims = {v["name"]: v["persistentVolumeClaim"] for v in spec["volumes"]}
+    assert claims["tables"] == {"claimName": cluster.deploy.tables_claim}  # writable: checkpoint, pages
+    for pod in (spec["driver"], spec["executor"]):
+        mounts = {m["mountPath"]: m for m in pod["volumeMounts"]}
+        assert mounts[cluster.paths.root]["name"] == "tables" and not mounts[cluster.paths.root].get("readOnly")
+        assert mounts[cluster.ingest.archive]["readOnly"] is True  # stream.landing "" = the archive
+    assert cluster.paths.checkpoint("stream").startswith("file://" + cluster.paths.root + "/")
+    server = {item["kind"]: item for item in yaml.safe_load(files["k8s/live-page.yaml"])["items"]}
+    pod = server["Deployment"]["spec"]["template"]["spec"]
+    mount = pod["containers"][0]["volumeMounts"][0]
+    assert Path(cluster.paths.root, mount["subPath"]) == cluster.paths.local("reports", "live")
+    assert mount["readOnly"] and pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == cluster.deploy.tables_claim
+    assert server["Service"]["spec"]["selector"] == server["Deployment"]["spec"]["selector"]["matchLabels"]
+    job = yaml.safe_load(files["databricks/databricks.yml"])["resources"]["jobs"]["xray_spark_stream"]
+    assert job["continuous"] == {"pause_status": "UNPAUSED"} and "schedule" not in job
+    assert "max_retries" not in job["tasks"][0]  # continuous jobs back off by themselves, retries are refused
+    argv = submit_line(files["submit/stream.sh"])
+    assert f"spark.yarn.maxAppAttempts={cluster.deploy.retries + 1}" in argv
+    assert "spark.yarn.maxAppAttempts" not in files["submit/nightly.sh"]
+
+
+def test_stream_landing_outside_the_archive_gets_its_own_claim(cluster):
+    landing = "/mnt/detectors/landing"
+    config = load_config(ROOT / CONF, [f"stream.landing={landing}", "deploy.landing_claim=detector-landing"])
+    spec = yaml.safe_load(TARGETS["k8s"](config, CONF)["k8s/stream.yaml"])["spec"]
+    assert {"name": "landing", "mountPath": landing, "readOnly": True} in spec["driver"]["volumeMounts"]
+    claim = {"claimName": "detector-landing", "readOnly": True}
+    assert {"name": "landing", "persistentVolumeClaim": claim} in spec["volumes"]
+
+
 def test_images_pin_the_versions_of_constraints(cluster):
     files = render(cluster, CONF)
     p = pins()
@@ -159,6 +198,10 @@ def test_quartz_cron_of_databricks():
      "deploy.spark_image = 'apache/spark:3.4.1-scala2.12-java17-ubuntu': its Spark version must be the pinned pyspark"),
     ("paths.root=data", "k8s", "paths.root = 'data': Kubernetes mounts a volume there"),
     ("deploy.nightly_args=['{night}']", "k8s", "'{night}' is not the value of an option"),
+    ("deploy.stream_job=straem", "submit", "deploy.stream_job = 'straem': no such job"),
+    ("stream.checkpoint=/tmp/checkpoint", "k8s",
+     "stream.checkpoint = '/tmp/checkpoint': on Kubernetes it must be under paths.root"),
+    ("stream.landing=/mnt/detectors/landing", "k8s", "is outside ingest.archive: set deploy.landing_claim"),
 ])
 def test_bad_values_fail_naming_the_key(cluster, override, target, fragment):
     config = load_config(ROOT / CONF, [override])

@@ -12,6 +12,7 @@ from conftest import CLUSTER
 
 from xray_spark import modeldir, schema
 from xray_spark.config import load_config
+from xray_spark.explore.embeddings import embed_new_images, read_embeddings
 from xray_spark.io import detector_writers
 from xray_spark.labelling.night import nightly, score_night
 
@@ -47,7 +48,8 @@ def night_setup(tmp_path):
     (root / "bt1" / "run2" / "empty.cbf").write_bytes(b"")
     small_cnn(tmp_path / "data" / "models" / "cnn")
     config = load_config(None, CLUSTER + [f"paths.root={tmp_path / 'data'}", f"ingest.archive={root}",
-                                          "tables.image_size=32", "nightly.models=[cnn]", "nightly.review_count=2"])
+                                          "tables.image_size=32", "nightly.models=[cnn]", "nightly.review_count=2",
+                                          "explore.model=cnn"])
     return config, root
 
 
@@ -56,10 +58,15 @@ def predictions(spark, config):
     return sorted((r["image_id"], r["model_id"], r["night"]) for r in rows), rows
 
 
+def embedded(spark, config):
+    return read_embeddings(spark, config.paths.url("embeddings")).collect()
+
+
 def test_nightly_labels_new_images_once_and_reports(spark, night_setup):
     config, root = night_setup
     first = nightly(spark, config, NIGHT)
-    assert first["labelled"] == {"cnn": 3}
+    assert first["labelled"] == {"cnn": 3} and first["embedded"] == 3
+    assert sorted(r["image_id"] for r in embedded(spark, config)) == sorted(k[0] for k in predictions(spark, config)[0])
     keys, rows = predictions(spark, config)
     assert len(keys) == len(set(keys)) == 3
     assert all(len(r["scores"]) == 3 and r["error"] is None for r in rows)
@@ -72,7 +79,7 @@ def test_nightly_labels_new_images_once_and_reports(spark, night_setup):
     assert summary["quarantined"] == 1 and summary["runs"][0]["frames"] == 3
 
     again = nightly(spark, config, NIGHT)                       # same night again: nothing new
-    assert again["labelled"] == {"cnn": 0} and predictions(spark, config)[0] == keys
+    assert again["labelled"] == {"cnn": 0} and again["embedded"] == 0 and predictions(spark, config)[0] == keys
     assert report.read_text() == page
 
     detector_writers.write_tiff(str(root / "bt1" / "run1" / "c.tif"), frames(2, 3))
@@ -80,6 +87,8 @@ def test_nightly_labels_new_images_once_and_reports(spark, night_setup):
     ingest(spark, config)                                       # killed after ingest, before labelling
     assert score_night(spark, config, "cnn", NIGHT) == 2       # the rerun finds exactly what is missing
     assert score_night(spark, config, "cnn", NIGHT) == 0
+    assert embed_new_images(spark, config, []) == 2 and embed_new_images(spark, config, []) == 0
+    assert len(embedded(spark, config)) == 5 and all(len(r["embedding"]) == 8 + 2 * 48 + 3 for r in embedded(spark, config))
     keys2, _ = predictions(spark, config)
     assert len(keys2) == len(set(keys2)) == 5 and set(keys) < set(keys2)
     assert os.path.isdir(config.paths.nightly_predictions()[7:] + f"/night={NIGHT}")

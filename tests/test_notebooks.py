@@ -86,9 +86,13 @@ def test_explore_beamtime_draws_every_view(trained):
                       tag="Beam off image", gallery_size=4, review_count=4, overrides=LOCAL + SMALL)
     counts = outputs(nb, "text/html")[0]["data"]["text/html"]
     assert "run_id" in counts and "images" in counts
-    assert len(outputs(nb, "image/png")) == 4  # tag distribution, gallery, least sure, q-space view
+    # tag distribution, gallery, least sure, q-space view; the clusters' composition, the embeddings' map
+    assert len(outputs(nb, "image/png")) == 6
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "images tagged 'Beam off image'" in text
+    assert "3 clusters (configured)" in text and "Beamtime atlas of" in text
+    page = next((root / "reports/atlas").glob("*/index.html"))
+    assert "Cluster C2:" in page.read_text()
 
 
 def test_a_missing_table_stops_the_first_cell_with_a_clear_message(tmp_path):

@@ -29,9 +29,13 @@ JOBS = {
     "evaluate": ("xray_spark.jobs.evaluate", "bag of features: AP per label and mAP on the test runs (paper's Table I)"),
     "ingest": ("xray_spark.jobs.ingest", "read new or changed files of a beamtime archive into the images table (quarantine the rest)"),
     "nightly": ("xray_spark.jobs.nightly", "ingest what is new, label it with the configured models, write the night's HTML summary"),
+    "stream": ("xray_spark.jobs.stream", "label frames as they land in the detectors' landing directory (Structured Streaming, exactly once), with a live page"),
     "demo": ("xray_spark.jobs.demo", "the whole pipeline, small: generate, train, build an archive, nightly; prints the summary's path"),
     "generate": ("xray_spark.jobs.generate", "generate synthetic scattering images with visible-feature tags into the images table"),
     "gallery": ("xray_spark.jobs.gallery", "write a PNG grid of sample images per tag (log scale) from an images table"),
+    "embed": ("xray_spark.jobs.embed", "CNN penultimate-layer and I(q) embeddings of every image into the embeddings table, and its faiss index"),
+    "similar": ("xray_spark.jobs.similar", "the nearest frames of an image (an id or a detector file) in the embeddings table, with a contact sheet"),
+    "atlas": ("xray_spark.jobs.atlas", "a beamtime's clusters, change points along its runs, and its atlas page (from the embeddings table)"),
 }
 
 

@@ -23,7 +23,9 @@ from typing import Callable
 import yaml
 
 from xray_spark.config_types import ConfigError, build, expand_env, merge, migrated, option, parse_override, to_dict
+from xray_spark.deploy.settings import DeployConfig
 from xray_spark.paths import PathsConfig
+from xray_spark.report.live_page import LiveConfig
 
 __all__ = ["CONFIG_VERSION", "Config", "ConfigError", "load_config", "migrate", "parse_override", "to_dict"]
 
@@ -233,44 +235,71 @@ class BofConfig:
 
 
 @dataclass
-class DeployConfig:
-    """What `xray-spark deploy render` needs beyond the rest of the file (xray_spark/deploy/)."""
-    image: str = option("xray-spark:0.1.0", "CPU image of the Kubernetes jobs (deploy/docker/Dockerfile), as pushed to your registry")
-    gpu_image: str = option("xray-spark-gpu:0.1.0", "GPU image of training (deploy/docker/Dockerfile.gpu)")
-    spark_image: str = option("apache/spark:3.5.9-scala2.12-java17-ubuntu",
-                            "official Spark image the images take Spark and its Kubernetes entrypoint from")
-    env_archive: str = option("hdfs:///apps/xray_spark/xray_spark-env.tar.gz",
-                            "the packed environment (make dist) as spark-submit finds it; shipped with --archives")
-    schedule: str = option("0 2 * * *", "cron schedule (UTC) of the nightly reprocessing")
-    retries: int = option(2, "retries of a failed run before it is reported failed", min=0)
-    retry_delay_min: int = option(10, "minutes between retries", min=0)
-    executor_instances: int = option(4, "executors of a job on Kubernetes and YARN", min=1)
-    namespace: str = option("xray", "Kubernetes namespace of the Spark applications")
-    service_account: str = option("spark", "Kubernetes service account of the Spark driver")
-    archive_claim: str = option("beamtime-archive", "PersistentVolumeClaim of the beamtime archive, mounted read-only at ingest.archive")
-    tables_claim: str = option("xray-tables", "PersistentVolumeClaim of the tables and models, mounted at paths.root")
-    oneoff_job: str = option("generate", "job of the one-off SparkApplication")
-    oneoff_args: list[str] = option(["--n", "100000"], "arguments of the one-off job")
-    nightly_job: str = option("nightly", "job of the nightly reprocessing")
-    nightly_args: list[str] = option(["--night", "{night}"],
-                                   "arguments of the nightly job; {night} is the date the run starts (UTC, YYYY-MM-DD)")
-    training_job: str = option("train_cnn", "job of the GPU training run")
-    training_args: list[str] = option(["--set", "cnn.preset=paper", "--set", "cnn.mixed_precision=true"],
-                                    "arguments of the training job")
-    databricks_spark_version: str = option("15.4.x-scala2.12", "Databricks runtime of the nightly job (Python 3.11)")
-    databricks_gpu_spark_version: str = option("15.4.x-gpu-ml-scala2.12", "Databricks ML GPU runtime of training")
-    databricks_node_type: str = option("i3.xlarge", "Databricks worker node type of the nightly job")
-    databricks_gpu_node_type: str = option("g4dn.xlarge", "Databricks GPU node type of training (one GPU each)")
-    databricks_workers: int = option(4, "Databricks workers per job cluster", min=1)
-
-
-@dataclass
 class NightlyConfig:
     models: list[str] = option(["cnn-top17"], "model directories (names under paths.models, or paths; cnn-top17 = the "
                                "pretrained CNN shipped with the package) that label each night; [] = ingest and report only")
     review_count: int = option(16, "least confident images listed for review per model in the nightly summary", min=0)
 
 
+@dataclass
+class ExploreConfig:
+    """Exploring a beamtime (xray_spark/explore/): embeddings, similar-image search."""
+    model: str = option("cnn-top17", "CNN model directory whose penultimate layer embeds the images (a name under "
+                        "paths.models, a path, or cnn-top17, the shipped CNN)")
+    q_min_nm: float = option(0.03, "lowest q of the I(q) and anisotropy grid, nm^-1 (bins log-spaced)", gt=0.0)
+    q_max_nm: float = option(40.0, "highest q of the grid, nm^-1 (SAXS to WAXS)", gt=0.0)
+    profile_bins: int = option(48, "bins of the profile and anisotropy grids (log q, or log radius)", min=2)
+    radius_min_px: float = option(2.0, "geometry unknown: smallest radius of the log-radius grid, stored pixels", gt=0.0)
+    radius_max_px: float = option(362.0, "geometry unknown: largest radius, stored pixels (362: a 256 image's diagonal "
+                                  "from a corner beam)", gt=0.0)
+    azimuth_sectors: int = option(16, "azimuthal sectors of the anisotropy (spread of I over azimuth per bin)", min=2)
+    # the weights: chosen on a validation seed by `python -m bench retrieval` (bench/results/retrieval_precision10.json)
+    weight_cnn: float = option(1.0, "weight of the CNN's penultimate layer in the combined embedding", min=0.0)
+    weight_profile: float = option(0.25, "weight of the I(q) profile in the combined embedding", min=0.0)
+    weight_anisotropy: float = option(0.25, "weight of the anisotropy in the combined embedding", min=0.0)
+    weight_scores: float = option(0.5, "weight of the CNN's tag scores (its sigmoid outputs) in the combined embedding",
+                                  min=0.0)
+    k: int = option(20, "neighbours `xray-spark similar` returns (--k overrides)", min=1)
+    index: str = option("ivf", "index written beside the embeddings table for interactive search: ivf (faiss "
+                        "IVF-Flat, approximate), flat (faiss exact scan), none", choices=["ivf", "flat", "none"])
+    index_probe: int = option(32, "ivf: lists searched per query (more: higher recall, slower)", min=1)
+    # clusters, change points and the atlas (xray-spark atlas; explore/clusters.py, explore/run_events.py)
+    clusters_k: int = option(0, "clusters per beamtime; 0 = the k of clusters_k_range with the highest silhouette", min=0)
+    clusters_k_range: list[int] = option([2, 12], "[min, max] k tried when clusters_k is 0")
+    clusters_sample: int = option(5000, "frames sampled (by image_id hash) for the k-means++ start, the silhouette and "
+                                  "the atlas' 2-D map", min=2)
+    clusters_max_iter: int = option(30, "maximum k-means (Lloyd) iterations", min=1)
+    clusters_tol: float = option(1e-4, "stop k-means when the inertia improves by less than this (relative)", min=0.0)
+    clusters_seed: int = option(0, "seed of the sample and the k-means++ start", min=0)
+    clusters_medoids: int = option(4, "frames nearest each cluster's centre shown and stored", min=1)
+    change_window: int = option(8, "frames on each side of a candidate change point (window method; tag events)", min=2)
+    change_penalty: float = option(10.0, "an embedding change point must lower the squared error by this many times the "
+                                   "run's frame-to-frame noise", gt=0.0)
+    atlas_timeline_bins: int = option(300, "frame bins of a run's timeline in the atlas (longer runs are binned)", min=10)
+    atlas_waterfall_curves: int = option(24, "profiles per run in the atlas' I(q) waterfall (means over frame bins)", min=2)
+    atlas_map_tags: int = option(6, "most frequent tags given a panel of the atlas' 2-D map", min=1)
+
+
+@dataclass
+class StreamConfig:
+    """`xray-spark stream`: label frames while the beamtime runs (xray_spark/labelling/streaming.py, docs/streaming.md)."""
+    landing: str = option("", "landing directory the detectors write into (<beamtime>/<run>/<files>, the archive "
+                          "layout); empty: ingest.archive")
+    checkpoint: str = option("", "the stream's own directory: Spark's offsets and commits, the landing notices and "
+                             "the labelled batches; one per stream; empty: <paths.root>/checkpoints/stream")
+    trigger_s: float = option(1.0, "seconds between micro-batch starts (a longer batch is followed at once)", min=0.1)
+    list_interval_s: float = option(0.5, "seconds between listings of the landing directory", min=0.05)
+    max_files_per_batch: int = option(64, "most detector files one micro-batch takes; the rest wait for the next "
+                                      "(bounds a batch's time after a backlog)", min=1)
+    tasks_per_core: int = option(1, "read tasks per core in a micro-batch (ingest.tasks_per_core of the stream: "
+                                 "one task per core keeps a small batch's fixed cost low)", min=1)
+    models: list[str] | None = option(None, "models that label each batch (names under paths.models, paths, or "
+                                      "cnn-top17); null = nightly.models; the live page shows the first")
+    live_page: bool = option(True, "publish the live page (report/live_page.py) after every batch")
+    page_dir: str = option("", "directory of the live pages, one <beamtime>/index.html each; empty: "
+                           "<paths.reports>/live")
+    embed: bool = option(True, "after a batch's labels are published, embed its images into the embeddings table "
+                         "(explore.model) for similar-image search and the atlas; off: the nightly job embeds them")
 
 
 @dataclass
@@ -300,6 +329,9 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
     nightly: NightlyConfig = field(default_factory=NightlyConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
 
 

@@ -24,6 +24,9 @@ class PathsConfig:
     models: str = option("models", "model and dictionary directories")
     reports: str = option("reports", "HTML reports with PNG figures")
     bof_skipped: str = option("bof_skipped", "images the bag of features could not describe, with the reason")
+    embeddings: str = option("embeddings", "CNN and physics embeddings of every image (similar-image search, clusters)")
+    clusters: str = option("clusters", "k-means clusters of each beamtime's embeddings (xray-spark atlas)")
+    run_events: str = option("run_events", "change points along each run: embedding shifts, tags appearing (xray-spark atlas)")
 
     def url(self, name: str) -> str:
         """Absolute URL of a table or directory by its field name (file:// for local paths)."""
@@ -46,6 +49,15 @@ class PathsConfig:
     def nightly_report(self, night: str) -> str:
         """The directory of one night's HTML summary."""
         return self.under("reports", "nightly", night)
+
+    def atlas_report(self, beamtime: str) -> Path:
+        """The directory of one beamtime's atlas (clusters, map, timelines, waterfalls)."""
+        return self.local("reports", "atlas", beamtime)
+
+    def checkpoint(self, stream: str) -> str:
+        """The directory of a stream's checkpoint, ``<root>/checkpoints/<stream>`` (a URL)."""
+        root = self.root if "://" in self.root else Path(self.root).resolve().as_uri()
+        return f"{root.rstrip('/')}/checkpoints/{stream}"
 
     def local(self, name: str, *parts: str) -> Path:
         """A local directory below ``name`` (reports and model directories are written with plain file I/O)."""

@@ -79,16 +79,54 @@ EMBEDDINGS = pa.schema([
     pa.field("image_id", pa.string(), nullable=False),
     pa.field("beamtime", pa.string(), nullable=False),
     pa.field("run_id", pa.string(), nullable=False),
-    pa.field("frame", pa.int64(), nullable=False),
+    pa.field("frame", pa.int64(), nullable=False),          # place in the run's acquisition order, from 0
+    pa.field("path", pa.string()),                           # the archive file (null: synthetic)
+    pa.field("frame_in_file", pa.int64()),                   # the images table's frame (within its file)
     pa.field("model_id", pa.string(), nullable=False),       # the CNN whose penultimate layer is `cnn`
     pa.field("cnn", pa.list_(pa.float32())),                 # penultimate-layer activations
     pa.field("profile_axis", pa.string()),                   # q (geometry known) | radius (image space)
     pa.field("profile", pa.list_(pa.float32())),             # log10 I on the fixed profile grid
     pa.field("anisotropy", pa.list_(pa.float32())),          # azimuthal contrast per profile bin
-    pa.field("embedding", pa.list_(pa.float32())),           # the combined unit vector: search, clusters
+    pa.field("embedding", pa.list_(pa.float32())),           # the combined unit vector (cnn, profile, anisotropy,
+                                                             # scores; explore.embeddings): search, clusters
     pa.field("scored_tags", pa.list_(pa.string())),
     pa.field("scores", pa.list_(pa.float32())),
     pa.field("tag_names", pa.list_(pa.string())),            # tags at or above the model's thresholds
+])
+
+# The `clusters` table (xray-spark atlas, partitioned by beamtime): one row per k-means cluster of
+# a beamtime's embeddings (``explore.clusters``). Lists of tags and runs are aligned with their values.
+CLUSTERS = pa.schema([
+    pa.field("beamtime", pa.string(), nullable=False),
+    pa.field("model_id", pa.string(), nullable=False),
+    pa.field("cluster", pa.int32(), nullable=False),          # 0 = the largest cluster
+    pa.field("k", pa.int32(), nullable=False),
+    pa.field("criterion", pa.string(), nullable=False),       # how k was chosen, e.g. "silhouette 0.41 over k=2..12"
+    pa.field("size", pa.int64(), nullable=False),
+    pa.field("centre", pa.list_(pa.float32())),               # the k-means centre in embedding space
+    pa.field("medoid_ids", pa.list_(pa.string())),            # the frames nearest the centre, nearest first
+    pa.field("medoid_runs", pa.list_(pa.string())),
+    pa.field("medoid_frames", pa.list_(pa.int64())),
+    pa.field("tags", pa.list_(pa.string())),                  # tags of the cluster's frames, most frequent first
+    pa.field("tag_fractions", pa.list_(pa.float32())),        # fraction of the cluster's frames carrying each
+    pa.field("profile_axis", pa.string()),                    # axis of mean_profile: the cluster's most common
+    pa.field("mean_profile", pa.list_(pa.float32())),         # mean log10 I of its frames on that axis
+    pa.field("runs", pa.list_(pa.string())),
+    pa.field("run_sizes", pa.list_(pa.int64())),              # frames of the cluster in each run
+])
+
+# The `run_events` table (xray-spark atlas, partitioned by beamtime): the change points along each
+# run in frame order, where the embedding or the tag mix shifts (``explore.run_events``).
+RUN_EVENTS = pa.schema([
+    pa.field("beamtime", pa.string(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("frame", pa.int64(), nullable=False),            # the first frame after the change
+    pa.field("image_id", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),            # "embedding shift", or "Ring: Isotropic appears; ..."
+    pa.field("signal", pa.string(), nullable=False),          # embedding | tags | embedding+tags
+    pa.field("score", pa.float32()),                          # embedding shift in units of the run's frame noise
+    pa.field("tags_before", pa.list_(pa.string())),           # tags of most frames in the window before
+    pa.field("tags_after", pa.list_(pa.string())),
 ])
 
 # The `manifest` table: one row per archive file ever seen (see ``io.manifest``).

@@ -2,8 +2,10 @@
 Spark settings. The targets (``targets.py``, ``docker.py``) only format what is built here, so a
 command line cannot differ between Kubernetes, Databricks, Airflow and plain spark-submit.
 
-Three submissions: a one-off job (``deploy.oneoff_job``), the nightly reprocessing
-(``deploy.nightly_job`` on ``deploy.schedule``) and the GPU training (``deploy.training_job``).
+Four submissions: a one-off job (``deploy.oneoff_job``), the nightly reprocessing
+(``deploy.nightly_job`` on ``deploy.schedule``), the GPU training (``deploy.training_job``) and the
+stream that labels frames while a beamtime runs (``deploy.stream_job``), long-running: restarted
+from its checkpoint when it fails, never scheduled.
 Every job runs as ``jobs/<job>.py --conf <configuration file> <arguments>``: sizes, paths and
 Spark settings other than those needed before the JVM starts come from that file.
 """
@@ -24,11 +26,12 @@ EXECUTOR_PYTHON = f"./{ENVIRONMENT}/bin/python"
 @dataclass(frozen=True)
 class Submission:
     """One job as the schedulers run it."""
-    name: str                 # oneoff | nightly | training
+    name: str                 # oneoff | nightly | training | stream
     job: str                  # CLI job name, jobs/<job>.py
     args: tuple[str, ...]     # after the entry point, starting with --conf <file>
     schedule: str | None      # 5-field cron (UTC) of scheduled submissions
     gpu: bool
+    long_running: bool = False  # runs until stopped; restarted when it fails
 
     @property
     def entry_point(self) -> str:
@@ -65,19 +68,20 @@ def _check_job(key: str, job: str) -> None:
 
 
 def submissions(config: Config, conf_file: str) -> list[Submission]:
-    """The three submissions of ``config.deploy``; ``conf_file`` is the configuration they run with."""
+    """The four submissions of ``config.deploy``; ``conf_file`` is the configuration they run with."""
     d = config.deploy
     if not conf_file or Path(conf_file).is_absolute() or not (ROOT / conf_file).is_file():
         raise ConfigError(f"--conf {conf_file!r}: recipes need a configuration file inside the project "
                           f"(relative path, e.g. conf/cluster.yaml), as it is shipped with the jobs")
     check_cron(d.schedule)
-    for key in ("oneoff_job", "nightly_job", "training_job"):
+    for key in ("oneoff_job", "nightly_job", "training_job", "stream_job"):
         _check_job(f"deploy.{key}", getattr(d, key))
     conf = ("--conf", conf_file)
     return [
         Submission("oneoff", d.oneoff_job, conf + tuple(d.oneoff_args), None, False),
         Submission("nightly", d.nightly_job, conf + tuple(d.nightly_args), d.schedule, False),
         Submission("training", d.training_job, conf + tuple(d.training_args), None, True),
+        Submission("stream", d.stream_job, conf + tuple(d.stream_args), None, False, long_running=True),
     ]
 
 
@@ -88,8 +92,12 @@ def app_name(config: Config, sub: Submission) -> str:
 def spark_submit_argv(config: Config, sub: Submission) -> list[str]:
     """The spark-submit line of ``sub`` on YARN, in cluster mode, from the project root: the packed
     environment (make dist) is unpacked next to driver and executors as ./environment, and the
-    configuration file is shipped with --files, so the job reads it from its working directory."""
+    configuration file is shipped with --files, so the job reads it from its working directory.
+    YARN restarts a long-running submission's driver when it fails, up to ``deploy.retries`` times
+    an hour; it resumes from its checkpoint."""
     conf_file = sub.args[1]
+    restart = (["--conf", f"spark.yarn.maxAppAttempts={config.deploy.retries + 1}",
+                "--conf", "spark.yarn.am.attemptFailuresValidityInterval=1h"] if sub.long_running else [])
     return ["spark-submit",
             "--master", config.spark.master,
             "--deploy-mode", "cluster",
@@ -98,6 +106,7 @@ def spark_submit_argv(config: Config, sub: Submission) -> list[str]:
             "--files", conf_file,
             "--conf", f"spark.pyspark.python={EXECUTOR_PYTHON}",
             "--conf", f"spark.executor.instances={config.deploy.executor_instances}",
+            *restart,
             "--driver-memory", config.spark.driver_memory,
             sub.entry_point, "--conf", Path(conf_file).name, *sub.args[2:]]
 

@@ -1,9 +1,12 @@
 """Format the submissions of ``recipes.py`` for each scheduler: spark-submit scripts, a
-spark-operator SparkApplication and ScheduledSparkApplication, a Databricks Asset Bundle and an
-Airflow DAG. Each function returns ``{path under deploy/: text}``; rendering is deterministic.
+spark-operator SparkApplication and ScheduledSparkApplication, the stream as a SparkApplication
+that is always restarted and its live pages served read-only, a Databricks Asset Bundle (the stream
+as a continuous job) and an Airflow DAG. Each function returns ``{path under deploy/: text}``;
+rendering is deterministic.
 """
 from __future__ import annotations
 
+import os
 import shlex
 
 import yaml
@@ -83,11 +86,51 @@ def render_submit(config: Config, conf_file: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------- Kubernetes (spark-operator)
 
+def _inside(path: str, root: str) -> bool:
+    return os.path.normpath(path) == os.path.normpath(root) or os.path.normpath(path).startswith(
+        os.path.normpath(root).rstrip("/") + "/")
+
+
+def _stream_storage(config: Config) -> tuple[str | None, str]:
+    """(landing directory to mount from deploy.landing_claim or None, live pages below paths.root):
+    the stream's checkpoint and pages must be on the tables claim, so a restarted driver finds them."""
+    st, root = config.stream, config.paths.root
+    landing = st.landing or config.ingest.archive
+    if not landing.startswith("/"):
+        raise ConfigError(f"stream.landing = {landing!r}: Kubernetes mounts a volume there, so it must be an "
+                          f"absolute path")
+    own_claim = not _inside(landing, config.ingest.archive)
+    if own_claim and not config.deploy.landing_claim:
+        raise ConfigError(f"stream.landing = {landing!r} is outside ingest.archive: set deploy.landing_claim "
+                          f"to the PersistentVolumeClaim that holds it")
+    for key, value in (("stream.checkpoint", st.checkpoint), ("stream.page_dir", st.page_dir)):
+        if value and not _inside(value, root):
+            raise ConfigError(f"{key} = {value!r}: on Kubernetes it must be under paths.root ({root!r}, the "
+                              f"tables claim), shared storage a restarted driver finds again")
+    pages = st.page_dir or str(config.paths.local("reports", "live"))
+    if not _inside(pages, root):
+        raise ConfigError(f"paths.reports = {config.paths.reports!r}: the live pages must be under paths.root "
+                          f"({root!r}) on Kubernetes")
+    return (landing if own_claim else None), os.path.relpath(pages, root)
+
+
 def _k8s_spec(config: Config, sub: Submission, conf_file: str) -> dict:
     d, s = config.deploy, config.spark
     args = [f"{IMAGE_HOME}/{a}" if a == conf_file else a for a in _fill_night(sub.args, None)]
     mounts = [{"name": "archive", "mountPath": config.ingest.archive, "readOnly": True},
               {"name": "tables", "mountPath": config.paths.root}]
+    volumes = [{"name": "archive", "persistentVolumeClaim": {"claimName": d.archive_claim, "readOnly": True}},
+               {"name": "tables", "persistentVolumeClaim": {"claimName": d.tables_claim}}]
+    restart = {"type": "OnFailure", "onFailureRetries": d.retries, "onFailureRetryInterval": d.retry_delay_min * 60,
+               "onSubmissionFailureRetries": d.retries, "onSubmissionFailureRetryInterval": d.retry_delay_min * 60}
+    if sub.long_running:  # a stream: started again from its checkpoint whenever it ends, until deleted
+        landing, _ = _stream_storage(config)
+        if landing:
+            mounts.append({"name": "landing", "mountPath": landing, "readOnly": True})
+            volumes.append({"name": "landing", "persistentVolumeClaim": {"claimName": d.landing_claim,
+                                                                        "readOnly": True}})
+        restart = {"type": "Always", "onFailureRetryInterval": d.stream_restart_s,
+                   "onSubmissionFailureRetryInterval": d.stream_restart_s}
     pod = {"env": [{"name": "PYSPARK_PYTHON", "value": IMAGE_PYTHON}], "volumeMounts": mounts,
            "labels": {"app.kubernetes.io/name": "xray-spark", "xray-spark/job": sub.job}}
     return {
@@ -100,19 +143,34 @@ def _k8s_spec(config: Config, sub: Submission, conf_file: str) -> dict:
         "arguments": args,
         "sparkVersion": d.spark_image.split(":")[1].split("-")[0],
         "sparkConf": {"spark.pyspark.python": IMAGE_PYTHON, **spark_conf(config)},
-        "restartPolicy": {"type": "OnFailure", "onFailureRetries": d.retries,
-                          "onFailureRetryInterval": d.retry_delay_min * 60,
-                          "onSubmissionFailureRetries": d.retries,
-                          "onSubmissionFailureRetryInterval": d.retry_delay_min * 60},
-        "volumes": [{"name": "archive", "persistentVolumeClaim": {"claimName": d.archive_claim, "readOnly": True}},
-                    {"name": "tables", "persistentVolumeClaim": {"claimName": d.tables_claim}}],
+        "restartPolicy": restart,
+        "volumes": volumes,
         "driver": {"cores": 1, "memory": s.driver_memory, "serviceAccount": d.service_account, **pod},
         "executor": {"cores": s.executor_cores, "instances": d.executor_instances, "memory": s.executor_memory, **pod},
     }
 
 
+def _live_page_server(config: Config, pages: str) -> dict:
+    """A static web server (Deployment + Service) of the live pages, read-only from the tables claim."""
+    d = config.deploy
+    name = f"{config.spark.app_name}-live-page".replace("_", "-")
+    labels = {"app.kubernetes.io/name": name}
+    pod = {"containers": [{"name": "web", "image": d.live_page_image, "ports": [{"containerPort": 80}],
+                           "volumeMounts": [{"name": "pages", "mountPath": "/usr/share/nginx/html",
+                                             "subPath": pages, "readOnly": True}]}],
+           "volumes": [{"name": "pages", "persistentVolumeClaim": {"claimName": d.tables_claim, "readOnly": True}}]}
+    meta = {"name": name, "namespace": d.namespace, "labels": labels}
+    return {"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels}, "spec": pod}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"selector": labels, "ports": [{"name": "http", "port": 80, "targetPort": 80}]}}]}
+
+
 def render_k8s(config: Config, conf_file: str) -> dict[str, str]:
-    """deploy/k8s/: a SparkApplication (one-off job) and a ScheduledSparkApplication (nightly)."""
+    """deploy/k8s/: a SparkApplication (one-off job), a ScheduledSparkApplication (nightly), the
+    stream's SparkApplication and the web server of its live pages."""
     subs = {s.name: s for s in submissions(config, conf_file)}
     d = config.deploy
     for key, value in (("paths.root", config.paths.root), ("ingest.archive", config.ingest.archive)):
@@ -126,8 +184,13 @@ def render_k8s(config: Config, conf_file: str) -> dict[str, str]:
                "spec": {"schedule": d.schedule, "concurrencyPolicy": "Forbid",
                         "successfulRunHistoryLimit": 3, "failedRunHistoryLimit": 7,
                         "template": _k8s_spec(config, subs["nightly"], conf_file)}}
+    stream = {"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+              "metadata": meta(subs["stream"]), "spec": _k8s_spec(config, subs["stream"], conf_file)}
+    _, pages = _stream_storage(config)
     return {"k8s/oneoff.yaml": header(conf_file, "k8s") + _yaml(oneoff),
-            "k8s/nightly.yaml": header(conf_file, "k8s") + _yaml(nightly)}
+            "k8s/nightly.yaml": header(conf_file, "k8s") + _yaml(nightly),
+            "k8s/stream.yaml": header(conf_file, "k8s") + _yaml(stream),
+            "k8s/live-page.yaml": header(conf_file, "k8s") + _yaml(_live_page_server(config, pages))}
 
 
 # ---------------------------------------------------------------- Databricks Asset Bundle
@@ -135,15 +198,18 @@ def render_k8s(config: Config, conf_file: str) -> dict[str, str]:
 def _databricks_task(config: Config, sub: Submission, conf_file: str, cluster: str) -> dict:
     args = [f"${{workspace.file_path}}/{a}" if a == conf_file else a
             for a in _fill_night(sub.args, DATABRICKS_NIGHT)]
-    return {"task_key": sub.name, "job_cluster_key": cluster,
+    task = {"task_key": sub.name, "job_cluster_key": cluster,
             "spark_python_task": {"python_file": f"../../{sub.entry_point}", "parameters": args},
-            "libraries": [{"whl": "../../dist/*.whl"}],
-            "max_retries": config.deploy.retries,
+            "libraries": [{"whl": "../../dist/*.whl"}]}
+    if sub.long_running:  # continuous jobs take no retry policy: Databricks restarts them with back-off
+        return task
+    return {**task, "max_retries": config.deploy.retries,
             "min_retry_interval_millis": config.deploy.retry_delay_min * 60_000}
 
 
 def render_databricks(config: Config, conf_file: str) -> dict[str, str]:
-    """deploy/databricks/databricks.yml: nightly job, GPU training job, the notebooks."""
+    """deploy/databricks/databricks.yml: nightly job, GPU training job, the stream as a continuous
+    job (one run at a time, started again when it ends), the notebooks."""
     subs = {s.name: s for s in submissions(config, conf_file)}
     d = config.deploy
     cluster = lambda key, version, node: {"job_cluster_key": key,  # noqa: E731
@@ -170,6 +236,11 @@ def render_databricks(config: Config, conf_file: str) -> dict[str, str]:
                 "max_concurrent_runs": 1,
                 "job_clusters": [gpu],
                 "tasks": [_databricks_task(config, subs["training"], conf_file, "gpu")]},
+            f"{config.spark.app_name}_stream": {
+                "name": app_name(config, subs["stream"]),
+                "continuous": {"pause_status": "UNPAUSED"},
+                "job_clusters": [cpu],
+                "tasks": [_databricks_task(config, subs["stream"], conf_file, "cpu")]},
             # 02 trains and writes what 01 explores; 03 is interactive (a new archive, a review): synced only
             f"{config.spark.app_name}_notebooks": {
                 "name": f"{config.spark.app_name}-notebooks",

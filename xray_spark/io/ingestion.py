@@ -71,6 +71,7 @@ class IngestResult:
     labels_unmatched: int = 0
     partitions: tuple = ()
     paths: tuple = ()
+    image_files: tuple = ()      # the images table files holding the new images (relative to the table)
     seconds: float = 0.0
 
 
@@ -133,6 +134,8 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     parts.undo_uncommitted(urls["images"], set(zip(manifest["path"], manifest["size"], manifest["mtime"])))
     todo, unchanged, deleted = mf.plan(listing, manifest)
     deleted = deleted[~deleted["path"].isin(unsettled)]
+    if only is not None:                        # a run over some paths cannot tell what vanished elsewhere
+        deleted = deleted.iloc[:0]
     if unsettled:
         log.info("%d file(s) still being written (ingest.settle_s): left for the next run", len(unsettled))
     refused = todo[todo["refused"] != ""]
@@ -173,7 +176,8 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
             spark.sparkContext.parallelize(range(slices), slices).foreach(write)
     finally:
         tasks.destroy()
-    parts.write_journal(images_url, staged.journal_entries(task_units))
+    entries = staged.journal_entries(task_units)
+    parts.write_journal(images_url, entries)
     grown = {p for p in touched - replace if parts.data_files(images_url, dirs[p])}
     parts.swap_in(images_url, staging, touched - grown)
     added = parts.add_files(images_url, staging, [dirs[p] for p in sorted(grown)])
@@ -202,6 +206,8 @@ def ingest(spark, config, archive: str | None = None, labels_path: str | None = 
     result.quarantined_frames = int((quarantine_rows["frame"].notna()).sum())
     result.partitions = tuple(sorted(touched))
     result.paths = tuple(sorted(to_read["path"]))
+    result.image_files = tuple(f"{e['partition']}/{name}" for e in entries
+                               for name in parts.data_files(images_url, e["partition"]) if name.startswith(e["stem"] + "-"))
     result.seconds = time.monotonic() - started
     _log_summary(result)
     return result

@@ -6,6 +6,7 @@ import argparse
 from datetime import datetime
 
 from xray_spark import modeldir
+from xray_spark.explore.embeddings import check_model
 from xray_spark.io.archive import ArchiveError
 from xray_spark.io.expert_labels import LabelsError
 from xray_spark.io.ingestion import check_inputs
@@ -19,12 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_models(config) -> None:
-    """Every configured model directory is readable (said before Spark starts)."""
+    """Every configured model directory is readable, and the embedding CNN is one (said before Spark starts)."""
     for model in config.nightly.models:
         try:
             modeldir.read_manifest(config.paths.model_dir(model))
         except modeldir.ModelDirError as e:
             raise JobError(f"nightly.models: {e}") from None
+    if config.nightly.models:       # the night embeds what it labels with this CNN
+        try:
+            check_model(config.paths.model_dir(config.explore.model))
+        except modeldir.ModelDirError as e:
+            raise JobError(f"explore.model: {e}") from None
 
 
 def run(config, args) -> int:

@@ -4,7 +4,9 @@
 2. Every image that has no prediction yet from a configured model (for its current file checksum)
    is scored with ``scoring.score_batches`` on executors (the model loaded once per worker) and
    appended to the nightly predictions table (``paths.nightly_predictions()``), partitioned by night.
-3. An HTML summary with PNG figures is written to ``paths.nightly_report(night)``.
+3. The same images are embedded with the ``explore.model`` CNN into the `embeddings` table
+   (``explore.embeddings.embed_new_images``), for similar-image search and clusters.
+4. An HTML summary with PNG figures is written to ``paths.nightly_report(night)``.
 
 Exactly-once: what is still to score is computed from the tables, not remembered, so a run killed
 anywhere and started again scores each image once; the night's partition is rewritten as its
@@ -21,6 +23,7 @@ from datetime import datetime, timezone
 from pyspark.sql import functions as F
 
 from xray_spark import modeldir, schema
+from xray_spark.explore.embeddings import embed_new_images
 from xray_spark.io import partitions as parts
 from xray_spark.io import tables
 from xray_spark.io.ingestion import ingest
@@ -88,11 +91,12 @@ def nightly(spark, config, night: str | None = None, archive: str | None = None)
     labelled = {}
     for model in config.nightly.models:
         labelled[model] = score_night(spark, config, model, night)
+    embedded = embed_new_images(spark, config, result.paths) if config.nightly.models else 0
     with stage(spark, f"nightly: report {night}", config.progress.interval_s):
         index = write_report(spark, config, night)
     seconds = time.monotonic() - started
     summary("nightly", seconds, unit="images", files=result.files, read=result.read, skipped=result.unchanged,
             written=result.written, quarantined_files=result.quarantined_files,
-            quarantined_frames=result.quarantined_frames, labelled=sum(labelled.values()))
-    return {"ingest": result, "labelled": labelled, "report": index, "seconds": seconds}
+            quarantined_frames=result.quarantined_frames, labelled=sum(labelled.values()), embedded=embedded)
+    return {"ingest": result, "labelled": labelled, "embedded": embedded, "report": index, "seconds": seconds}
 

@@ -137,6 +137,16 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def atlas_links(config, beamtimes) -> str:
+    """Links to the atlas pages (``xray-spark atlas``) of those ``beamtimes`` that have one, relative
+    to a night's report directory; empty when none has."""
+    from urllib.parse import quote
+
+    links = [f'<li><a href="../../atlas/{html.escape(quote(b))}/index.html">{html.escape(b)}</a></li>'
+             for b in sorted(set(beamtimes)) if (config.paths.atlas_report(b) / "index.html").is_file()]
+    return f"<h2>Beamtime atlases</h2><ul>{''.join(links)}</ul>" if links else ""
+
+
 def write_report(spark, config, night: str) -> str:
     """Write ``<paths.reports>/nightly/<night>/index.html`` and its PNGs; returns the index path."""
 
@@ -177,6 +187,7 @@ def write_report(spark, config, night: str) -> str:
                                                  score=review["score"].map("{:.3f}".format),
                                                  threshold=review["threshold"].map("{:.3f}".format)),
                                    ["path", "frame", "run_id", "margin", "tag", "score", "threshold", "image_id"]))
+    sections.append(atlas_links(config, [r.split("/", 1)[0] for r in runs["run"]] if len(runs) else []))
     sections.append("<h2>Quarantined</h2>")
     if len(quarantined):
         reasons = quarantined["reason"].value_counts().sort_index()

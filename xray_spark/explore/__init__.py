@@ -1,0 +1,1 @@
+"""Exploring a beamtime: embeddings of every image, similar-image search, clusters and change points."""
