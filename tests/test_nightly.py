@@ -13,6 +13,7 @@ from conftest import CLUSTER
 from xray_spark import modeldir, schema
 from xray_spark.config import load_config
 from xray_spark.explore.embeddings import embed_new_images, read_embeddings
+from xray_spark.explore.vector_index import load_index
 from xray_spark.io import detector_writers
 from xray_spark.labelling.night import nightly, score_night
 
@@ -67,6 +68,9 @@ def test_nightly_labels_new_images_once_and_reports(spark, night_setup):
     first = nightly(spark, config, NIGHT)
     assert first["labelled"] == {"cnn": 3} and first["embedded"] == 3
     assert sorted(r["image_id"] for r in embedded(spark, config)) == sorted(k[0] for k in predictions(spark, config)[0])
+    model_id = embedded(spark, config)[0]["model_id"]
+    index, why = load_index(config.paths.url("embeddings"), model_id, probe=4)   # rebuilt: current with the table
+    assert index is not None and index.facts["rows"] == 3, why
     keys, rows = predictions(spark, config)
     assert len(keys) == len(set(keys)) == 3
     assert all(len(r["scores"]) == 3 and r["error"] is None for r in rows)

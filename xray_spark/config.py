@@ -298,8 +298,9 @@ class StreamConfig:
     live_page: bool = option(True, "publish the live page (report/live_page.py) after every batch")
     page_dir: str = option("", "directory of the live pages, one <beamtime>/index.html each; empty: "
                            "<paths.reports>/live")
-    embed: bool = option(True, "after a batch's labels are published, embed its images into the embeddings table "
-                         "(explore.model) for similar-image search and the atlas; off: the nightly job embeds them")
+    embed_interval_s: float | None = option(60.0, "seconds between embeddings of the frames labelled since (explore.model; "
+                                            "for similar-image search and the atlas), after a batch's labels; 0: "
+                                            "every batch; null: never (nightly embeds them)", min=0.0)
 
 
 @dataclass

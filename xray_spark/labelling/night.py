@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 from pyspark.sql import functions as F
 
 from xray_spark import modeldir, schema
-from xray_spark.explore.embeddings import embed_new_images
+from xray_spark.explore.embeddings import check_model, embed_new_images
+from xray_spark.explore.vector_index import build_index
 from xray_spark.io import partitions as parts
 from xray_spark.io import tables
 from xray_spark.io.ingestion import ingest
@@ -92,6 +93,9 @@ def nightly(spark, config, night: str | None = None, archive: str | None = None)
     for model in config.nightly.models:
         labelled[model] = score_night(spark, config, model, night)
     embedded = embed_new_images(spark, config, result.paths) if config.nightly.models else 0
+    if embedded and config.explore.index != "none":      # similar-image search stays interactive
+        model_id = check_model(config.paths.model_dir(config.explore.model))["model_id"]
+        build_index(spark, config.paths.url("embeddings"), model_id, config.explore.index)
     with stage(spark, f"nightly: report {night}", config.progress.interval_s):
         index = write_report(spark, config, night)
     seconds = time.monotonic() - started

@@ -21,9 +21,11 @@ micro-batch. Each micro-batch (``foreachBatch``) runs the nightly job's own code
    batch's files were listed, so a replay writes the same file.
 4. The batch's record, ``<checkpoint>/labelled/<batch id>.json`` (frames with their file time and
    the time they were labelled, lag, rate), then the live page (``live_page.publish``).
-5. With ``stream.embed``, the images the `embeddings` table lacks are embedded
-   (``explore.embeddings.embed_new_images``, as ``nightly`` does): after the page, so labels come
-   first; computed from the tables, so a replayed batch embeds nothing twice.
+5. Every ``stream.embed_interval_s`` (and when the stream stops), the images the `embeddings` table
+   lacks are embedded (``explore.embeddings.embed_new_images``, as ``nightly`` does): after the
+   page, so labels come first, and not every batch, as it rewrites the touched runs' partitions;
+   computed from the tables, so a replayed batch or a restart embeds nothing twice and misses
+   nothing (a file re-read before a crash is re-embedded by the next nightly).
 
 Exactly once: a micro-batch that dies anywhere (driver killed, executor lost) is run again by
 Spark with the same batch id and the same files. Step 1 is exactly-once by ingest's own journal
@@ -91,6 +93,8 @@ class Stream:
     models: list[tuple[str, str]]        # (model directory, model_id), the first shown on the live page
     page_dir: str | None                 # None: no live page
     batches: dict = field(default_factory=dict)   # batch id -> record, for the listener's log line
+    to_embed: set = field(default_factory=set)    # files read since the last embedding
+    embedded_at: float = 0.0                      # time.time() of the last embedding
 
     @classmethod
     def of(cls, config, landing: str | None = None, checkpoint: str | None = None) -> Stream:
@@ -196,9 +200,18 @@ def label_batch(spark, config, stream: Stream, notices: list, batch_id: int) -> 
     if stream.page_dir is not None and len(shown):
         _publish(stream.page_dir, record, shown, config.live)
     stream.batches[batch_id] = record
-    if config.stream.embed and images is not None:
-        record["embedded"] = embed_new_images(spark, config, result.paths)  # after the page: labels come first
+    stream.to_embed.update(result.paths)
+    interval = config.stream.embed_interval_s
+    if interval is not None and stream.to_embed and time.time() - stream.embedded_at >= interval:
+        embed(spark, config, stream)                   # after the page: labels come first
     return record
+
+
+def embed(spark, config, stream: Stream) -> int:
+    """Embed the images the `embeddings` table lacks (and those of the files read since the last time)."""
+    embedded = embed_new_images(spark, config, sorted(stream.to_embed))
+    stream.to_embed, stream.embedded_at = set(), time.time()
+    return embedded
 
 
 def _publish(page_dir: str, record: dict, shown, live) -> None:
@@ -295,6 +308,8 @@ def run_stream(spark, config, landing: str | None = None, checkpoint: str | None
         if watcher.is_alive():
             watcher.stop()
         spark.streams.removeListener(listener)
+    if stream.to_embed and config.stream.embed_interval_s is not None:   # what the last interval labelled
+        embed(spark, config, stream)
     records = list(stream.batches.values())
     counts = {"batches": len(records), "files": sum(r["files"] for r in records),
               "written": sum(r["frames"] for r in records),
