@@ -31,3 +31,16 @@ def spark_session(config, job: str):
     finally:
         if owned:
             spark.stop()
+
+
+def model_directory(config, model: str, what: str = ""):
+    """The model directory of ``model`` (a name under paths.models, a path, or a shipped model), its
+    manifest read before Spark starts; a bad one is a ``JobError`` (prefixed ``what: `` when given)."""
+    from xray_spark import modeldir
+
+    directory = config.paths.model_dir(model)
+    try:
+        modeldir.read_manifest(directory)
+    except modeldir.ModelDirError as e:
+        raise JobError(f"{what}: {e}" if what else str(e)) from None
+    return directory

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from xray_spark import modeldir
 from xray_spark.cnn.adaptation import AdaptationError, adapt
-from xray_spark.jobs import JobError, spark_session
+from xray_spark.jobs import JobError, model_directory, spark_session
 from xray_spark.logs import summary
 from xray_spark.paths import SHIPPED_MODEL
 
@@ -23,11 +22,7 @@ def add_arguments(parser) -> None:
 
 def run(config, args) -> int:
     started = time.monotonic()
-    directory = config.paths.model_dir(args.model)
-    try:
-        modeldir.read_manifest(directory)  # fail before Spark starts
-    except modeldir.ModelDirError as e:
-        raise JobError(str(e)) from None
+    directory = model_directory(config, args.model)
     name = args.output or f"{directory.name}-adapted"
     output = config.paths.local("models", name)
     if output.resolve() == directory.resolve():

@@ -10,7 +10,7 @@ from xray_spark.explore.embeddings import check_model
 from xray_spark.io.archive import ArchiveError
 from xray_spark.io.expert_labels import LabelsError
 from xray_spark.io.ingestion import check_inputs
-from xray_spark.jobs import JobError, spark_session
+from xray_spark.jobs import JobError, model_directory, spark_session
 from xray_spark.labelling.night import nightly
 
 
@@ -22,10 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_models(config) -> None:
     """Every configured model directory is readable, and the embedding CNN is one (said before Spark starts)."""
     for model in config.nightly.models:
-        try:
-            modeldir.read_manifest(config.paths.model_dir(model))
-        except modeldir.ModelDirError as e:
-            raise JobError(f"nightly.models: {e}") from None
+        model_directory(config, model, "nightly.models")
     if config.nightly.models:       # the night embeds what it labels with this CNN
         try:
             check_model(config.paths.model_dir(config.explore.model))

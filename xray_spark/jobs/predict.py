@@ -6,8 +6,8 @@ import logging
 import time
 from pathlib import Path
 
-from xray_spark import metrics, modeldir
-from xray_spark.jobs import JobError, spark_session
+from xray_spark import metrics
+from xray_spark.jobs import model_directory, spark_session
 from xray_spark.labelling.scoring import predict
 from xray_spark.logs import summary
 from xray_spark.paths import SHIPPED_MODEL
@@ -27,11 +27,7 @@ def add_arguments(parser) -> None:
 
 def run(config, args) -> int:
     started = time.monotonic()
-    directory = config.paths.model_dir(args.model)
-    try:
-        modeldir.read_manifest(directory)  # fail before Spark starts
-    except modeldir.ModelDirError as e:
-        raise JobError(str(e)) from None
+    directory = model_directory(config, args.model)
     output = args.output or config.paths.under("predictions", directory.name)
     with spark_session(config, "predict") as spark:
         result = predict(spark, directory, args.images or config.paths.url("images"), output,
