@@ -31,6 +31,7 @@ from pyspark.sql import functions as F
 from xray_spark import schema
 from xray_spark.bof import kmeans
 from xray_spark.bof.pyramid import assign_words
+from xray_spark.explore.embeddings import as_matrix
 from xray_spark.spark import stage
 
 log = logging.getLogger(__name__)
@@ -74,17 +75,10 @@ def sample(rows: DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 def _block(batches):
     """Executor side of ``embedding_blocks``: one float32 (n, d) block per Arrow batch, as bytes."""
-    import pyarrow.compute as pc
-
     for batch in batches:
-        column = batch.column("embedding")
-        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-        if len(set(lengths.tolist())) > 1:
-            raise ValueError(f"embedding: vectors of lengths {sorted(set(lengths.tolist()))} in one table; "
-                             "clusters need one embedding length (one model)")
-        values = column.flatten().to_numpy(zero_copy_only=False).astype("<f4")
-        n = batch.num_rows
-        yield pa.RecordBatch.from_pydict({"n": [n], "d": [len(values) // max(n, 1)], "block": [values.tobytes()]})
+        vectors = as_matrix(batch.column("embedding"))
+        yield pa.RecordBatch.from_pydict({"n": [len(vectors)], "d": [vectors.shape[1] if len(vectors) else 0],
+                                          "block": [vectors.astype("<f4").tobytes()]})
 
 
 def embedding_blocks(rows: DataFrame):

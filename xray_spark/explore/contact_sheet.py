@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xray_spark import schema
+
 
 def table(rows: list[dict]) -> str:
     """rank, image_id, run, frame, distance, tags: one line per neighbour."""
@@ -23,9 +25,8 @@ def _show(ax, image_row: dict | None) -> None:
         ax.set_facecolor("0.85")
         ax.text(0.5, 0.5, "image not in\nthe images table", ha="center", va="center", fontsize=7, transform=ax.transAxes)
         return
-    shape = (image_row["height"], image_row["width"])
-    image = np.frombuffer(image_row["image"], "<f4").reshape(shape)
-    bad = np.frombuffer(image_row["mask"], np.uint8).reshape(shape).astype(bool)
+    h, w = image_row["height"], image_row["width"]
+    image, bad = schema.decode_images([image_row["image"]], h, w)[0], schema.decode_masks([image_row["mask"]], h, w)[0]
     valid = image[~bad]
     top = float(np.percentile(valid, 99.5)) if valid.size else 1.0
     ax.imshow(np.ma.masked_array(image, bad), cmap="magma", vmin=0.0, vmax=max(top, 1e-6), interpolation="nearest")

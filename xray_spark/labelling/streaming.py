@@ -52,7 +52,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import functions as F
@@ -122,10 +121,9 @@ def label_frames(batches, models: list[tuple[str, str]], facts: bool):
         provenance = [json.loads(p) for p in rows["provenance"]]
         small, thumbnails = [None] * n, [None] * n
         for i in range(n if facts else 0):
-            shape = (rows["height"][i], rows["width"][i])
-            image = np.frombuffer(rows["image"][i], "<f4").reshape(shape)
-            mask = np.frombuffer(rows["mask"][i], np.uint8).reshape(shape)
-            found = live_page.frame_facts(image, mask)
+            h, w = rows["height"][i], rows["width"][i]
+            found = live_page.frame_facts(schema.decode_images([rows["image"][i]], h, w)[0],
+                                          schema.decode_masks([rows["mask"][i]], h, w)[0])
             thumbnails[i] = found.pop("thumbnail_png", None)
             small[i] = json.dumps(found)
         for directory, model_id in models:
