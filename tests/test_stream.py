@@ -18,7 +18,7 @@ from test_nightly import small_cnn
 
 from xray_spark import schema
 from xray_spark.config import load_config
-from xray_spark.io import detector_writers
+from xray_spark.io import detector_writers, tables
 from xray_spark.io.ingestion import ingest
 from xray_spark.labelling.night import unscored
 from xray_spark.labelling.streaming import run_stream
@@ -41,13 +41,22 @@ def drop_frames(landing: Path, run: str, first: int, count: int) -> list[str]:
     return paths
 
 
-def stream_setup(tmp_path):
+def stream_setup(tmp_path, *settings: str):
     landing = tmp_path / "landing"
     landing.mkdir()
     small_cnn(tmp_path / "data" / "models" / "cnn")
     config = load_config(None, CLUSTER + STREAM + [f"paths.root={tmp_path / 'data'}", f"ingest.archive={landing}",
-                                                   "nightly.models=[cnn]"])
+                                                   "nightly.models=[cnn]", *settings])
     return config, landing
+
+
+def embedded_paths(spark, config) -> list[str]:
+    """The embeddings table's paths, one per row (empty before the first embedding)."""
+    url = config.paths.url("embeddings")
+    if not tables.table_exists(url):
+        return []
+    return [r["path"] for r in spark.read.schema(schema.spark_schema(schema.EMBEDDINGS)).parquet(url)
+            .select("path").collect()]
 
 
 def counts(spark, config) -> tuple[dict, dict]:
@@ -73,7 +82,7 @@ def wait_for(test, timeout_s: float, what: str):
 
 
 def test_frames_dropped_while_the_stream_runs_are_labelled_once_and_bad_files_quarantined(spark, tmp_path):
-    config, landing = stream_setup(tmp_path)
+    config, landing = stream_setup(tmp_path, "stream.embed_interval_s=1")
     first = drop_frames(landing, "run1", 0, 3)
     (landing / "bt1" / "run1" / "corrupt.cbf").write_bytes(b"###CBF: VERSION 1.5\n" + os.urandom(300))
     (landing / "bt1" / "misplaced.cbf").write_bytes(b"frame outside any run")
@@ -84,6 +93,8 @@ def test_frames_dropped_while_the_stream_runs_are_labelled_once_and_bad_files_qu
     worker.start()
     try:
         wait_for(lambda: set(first) <= set(labelled_paths(config)), 300, "the first frames")
+        # embedded in the background while the stream runs, not only when it stops
+        wait_for(lambda: set(first) <= set(embedded_paths(spark, config)), 300, "the first frames' embeddings")
         later = drop_frames(landing, "run1", 3, 2) + drop_frames(landing, "run2", 5, 3)   # while it runs
         wait_for(lambda: set(later) <= set(labelled_paths(config)), 300, "the frames dropped later")
     finally:
@@ -96,7 +107,7 @@ def test_frames_dropped_while_the_stream_runs_are_labelled_once_and_bad_files_qu
     assert quarantine == {"bt1/run1/corrupt.cbf": "unreadable", "bt1/misplaced.cbf": "outside_layout",
                           "bt1/run1/link.cbf": "outside_archive"}
     assert outcome["written"] == 8 and outcome["quarantined_files"] == 3
-    # the first batch is embedded at once, the next ones after stream.embed_interval_s or when the stream stops
+    # every frame embedded once: in the background every stream.embed_interval_s, the rest when the stream stops
     embedded = (spark.read.schema(schema.spark_schema(schema.EMBEDDINGS)).parquet(config.paths.url("embeddings"))
                 .groupBy("image_id", "path").count().collect())
     assert sorted(r["path"] for r in embedded) == sorted(first + later) and {r["count"] for r in embedded} == {1}
@@ -106,6 +117,37 @@ def test_frames_dropped_while_the_stream_runs_are_labelled_once_and_bad_files_qu
     # what the nightly job would do next: nothing to read, nothing to label
     assert unscored(spark, config, "cnn-test").count() == 0
     assert ingest(spark, config).read == 0
+
+
+def test_an_eiger_acquisition_that_gains_data_files_has_each_frame_labelled_once(spark, tmp_path):
+    config, landing = stream_setup(tmp_path, "stream.embed_interval_s=null")
+    run = landing / "bt1" / "eiger"
+    run.mkdir(parents=True)
+    frames = np.random.default_rng(5).poisson(60, (4, 48, 40))
+
+    def acquire(n: int, new_files: list[str]) -> None:
+        """The detector's files after ``n`` frames (2 a data file): new data files first, then the master."""
+        scratch = tmp_path / f"scratch{n}"
+        scratch.mkdir()
+        detector_writers.write_eiger(str(scratch / "scan_master.h5"), frames[:n], frames_per_file=2)
+        for name in [*new_files, "scan_master.h5"]:
+            os.replace(scratch / name, run / name)
+
+    acquire(2, ["scan_data_000001.h5"])
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: run_stream(spark, config, stop=stop))
+    worker.start()
+    try:
+        wait_for(lambda: len(labelled_paths(config)) >= 2, 300, "the first data file's frames")
+        acquire(4, ["scan_data_000002.h5"])                       # the acquisition goes on
+        wait_for(lambda: len(labelled_paths(config)) >= 4, 300, "the second data file's frames")
+        time.sleep(2)                                             # anything more would be a duplicate
+    finally:
+        stop.set()
+        worker.join()
+    assert labelled_paths(config) == ["bt1/eiger/scan_master.h5"] * 4
+    images, scored = counts(spark, config)
+    assert len(images) == 4 and set(images.values()) == {1} and scored == images
 
 
 def schema_rows(url, table) -> dict:

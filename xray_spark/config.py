@@ -298,9 +298,11 @@ class StreamConfig:
     live_page: bool = option(True, "publish the live page (report/live_page.py) after every batch")
     page_dir: str = option("", "directory of the live pages, one <beamtime>/index.html each; empty: "
                            "<paths.reports>/live")
-    embed_interval_s: float | None = option(60.0, "seconds between embeddings of the frames labelled since (explore.model; "
-                                            "for similar-image search and the atlas), after a batch's labels; 0: "
-                                            "every batch; null: never (nightly embeds them)", min=0.0)
+    embed_interval_s: float | None = option(60.0, "the label tasks embed each frame (explore.model; for similar-image "
+                                            "search and the atlas); every this many seconds, and when the stream "
+                                            "stops, a driver thread whose Spark jobs yield the cores to the batches' "
+                                            "merges the vectors into the embeddings table; null: the stream embeds "
+                                            "nothing (nightly does)", gt=0.0)
 
 
 @dataclass

@@ -24,6 +24,8 @@ from xray_spark.config import Config
 log = logging.getLogger(__name__)
 
 LOG4J_CONF = Path("conf/log4j2.properties")
+# FAIR scheduler pools of the stream job: its batches' jobs outweigh its background embedding's.
+STREAM_POOLS = Path("conf/stream-pools.xml")
 
 
 def is_local(master: str) -> bool:
@@ -75,6 +77,9 @@ def build_session(config: Config, job: str = "session"):
     java_options = " ".join(filter(None, [log4j, sc.java_options]))
     if java_options:
         settings["spark.driver.extraJavaOptions"] = settings["spark.executor.extraJavaOptions"] = java_options
+    if job == "stream" and STREAM_POOLS.is_file():
+        settings["spark.scheduler.mode"] = "FAIR"
+        settings["spark.scheduler.allocation.file"] = STREAM_POOLS.resolve().as_uri()
     settings.update(sc.options)
     builder = SparkSession.builder
     submitted = _submitted_conf()

@@ -106,7 +106,7 @@ def check_model(directory: str | Path) -> dict:
 
 
 @functools.lru_cache(maxsize=2)
-def _network(directory: str, model_id: str) -> PenultimateLayer:
+def network_of(directory: str, model_id: str) -> PenultimateLayer:
     """Loaded once per Python worker (keyed by model id too: a retrained model is reloaded)."""
     return PenultimateLayer(directory)
 
@@ -164,7 +164,7 @@ def embed_rows(rows: dict, network: PenultimateLayer, settings: EmbeddingSetting
 def embed_batches(batches, directory: str, model_id: str, settings: EmbeddingSettings):
     """mapInArrow function: load (or reuse) the network, embed every batch of image rows."""
     freeze_imports()
-    network = _network(directory, model_id)
+    network = network_of(directory, model_id)
     for batch in batches:
         yield embed_rows(batch.to_pydict(), network, settings)
 
@@ -250,14 +250,26 @@ def embed_new_images(spark, config, read_paths) -> int:
         if not runs:
             return 0
         rows = parts.read_partitions(spark, images_url, runs).join(todo.select("image_id"), "image_id", "left_semi")
-        new = embed_images(rows, directory, EmbeddingSettings.from_config(config))
-        kept = parts.read_partitions(spark, url, runs, schema.EMBEDDINGS).join(
-            todo.select("image_id").withColumn("model_id", F.lit(model_id)), ["image_id", "model_id"], "left_anti")
         added = todo.count()
-        with stage(spark, f"nightly: embed {added} images with {model_id}", config.progress.interval_s):
-            ordered = in_run_order(kept.select(*schema.EMBEDDINGS.names).unionByName(new))
-            parts.rewrite_partitions(spark, url, ordered, runs,
-                                     config.tables.row_group_size_mb, keys=schema.PARTITION_KEYS)
+        add_embeddings(spark, config, embed_images(rows, directory, EmbeddingSettings.from_config(config)), runs,
+                       f"nightly: embed {added} images with {model_id}")
         return added
     finally:
         todo.unpersist()
+
+
+def add_embeddings(spark, config, new, runs: list[tuple[str, str]], what: str) -> None:
+    """Put the `embeddings` rows ``new`` (of the runs ``runs``) into the table at ``paths.embeddings``:
+    each run's partition is rewritten with its kept rows (all but those of an image and model in
+    ``new``) and the new ones, in run order (``in_run_order``)."""
+    url = config.paths.url("embeddings")
+    new = new.select(*schema.EMBEDDINGS.names).cache()
+    try:
+        kept = parts.read_partitions(spark, url, runs, schema.EMBEDDINGS).join(
+            new.select("image_id", "model_id"), ["image_id", "model_id"], "left_anti")
+        with stage(spark, what, config.progress.interval_s):
+            ordered = in_run_order(kept.select(*schema.EMBEDDINGS.names).unionByName(new))
+            parts.rewrite_partitions(spark, url, ordered, runs, config.tables.row_group_size_mb,
+                                     keys=schema.PARTITION_KEYS)
+    finally:
+        new.unpersist()

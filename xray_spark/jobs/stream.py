@@ -8,6 +8,7 @@ import os
 import signal
 
 from xray_spark import modeldir
+from xray_spark.explore.embeddings import check_model
 from xray_spark.io.archive import ArchiveError
 from xray_spark.jobs import JobError, spark_session
 from xray_spark.labelling.streaming import StreamError, run_stream
@@ -46,6 +47,12 @@ def run(config, args) -> int:
             modeldir.read_manifest(config.paths.model_dir(model))
         except modeldir.ModelDirError as e:
             raise JobError(f"{key}: {e}") from None
+    if config.stream.embed_interval_s is not None:
+        try:
+            check_model(config.paths.model_dir(config.explore.model))
+        except modeldir.ModelDirError as e:
+            raise JobError(f"explore.model (the stream embeds its frames with it; stream.embed_interval_s = null "
+                           f"leaves that to nightly): {e}") from None
     signal.signal(signal.SIGTERM, _stop)
     with spark_session(config, "stream") as spark:
         try:

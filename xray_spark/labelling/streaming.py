@@ -13,7 +13,10 @@ micro-batch. Each micro-batch (``foreachBatch``) runs the nightly job's own code
 2. The batch's new images (the files ingest reports) are scored on the executors by
    ``scoring.score_batches`` with every ``stream.models`` model (loaded once per Python worker,
    then reused batch after batch); ``live_page.frame_facts`` adds each frame's alert numbers and
-   thumbnail there. Only the predictions and these facts come back to the driver.
+   thumbnail there. Only the predictions and these facts come back to the driver. The same tasks
+   embed the frames (``explore.embeddings.embed_rows``, the ``explore.model`` CNN and pyFAI
+   profiles) and write the vectors beside the checkpoint, ``<checkpoint>/embedding/<batch id>/``:
+   the images are read once, while they are at hand.
 3. The predictions become one file of the nightly predictions table,
    ``<nightly>/night=<night>/part-stream-<batch id>.zstd.parquet``, where ``night.unscored`` looks:
    the nightly job that follows a day of streaming finds every frame the stream labelled already
@@ -21,17 +24,22 @@ micro-batch. Each micro-batch (``foreachBatch``) runs the nightly job's own code
    batch's files were listed, so a replay writes the same file.
 4. The batch's record, ``<checkpoint>/labelled/<batch id>.json`` (frames with their file time and
    the time they were labelled, lag, rate), then the live page (``live_page.publish``).
-5. Every ``stream.embed_interval_s`` (and when the stream stops), the images the `embeddings` table
-   lacks are embedded (``explore.embeddings.embed_new_images``, as ``nightly`` does): after the
-   page, so labels come first, and not every batch, as it rewrites the touched runs' partitions;
-   computed from the tables, so a replayed batch or a restart embeds nothing twice and misses
-   nothing (a file re-read before a crash is re-embedded by the next nightly).
+5. Every ``stream.embed_interval_s`` (and when the stream stops), the vectors of the committed
+   batches go into the `embeddings` table (``stream_vectors.merge_vectors``: each touched run's partition
+   rewritten in run order, ``explore.embeddings.add_embeddings``, as ``nightly`` does) by a driver
+   thread of its own (``Embedder``), in the FAIR scheduler pool ``embed`` whose tasks yield the
+   executors to the batches' (``conf/stream-pools.xml``): a batch does not wait for it. Not every
+   batch, as it rewrites the touched runs' partitions. A batch's vectors are merged only once its
+   record exists and deleted after the merge, which replaces an image's earlier vector, so a
+   replayed batch or a restart adds nothing twice and loses nothing.
 
 Exactly once: a micro-batch that dies anywhere (driver killed, executor lost) is run again by
 Spark with the same batch id and the same files. Step 1 is exactly-once by ingest's own journal
 and manifest (what it committed is not read again; what it published without committing is
 removed); step 2 scores the batch's images whether ingest read them now or in the dead attempt
-(then they are found by path in their runs); step 3 replaces the file of the same name; the page
+(then they are found by path in their runs), but not the frames of a file noticed again (an Eiger
+acquisition that gained a data file is read again whole) that an earlier batch or night scored
+already (``_scored_before``); step 3 replaces the file of the same name; the page
 skips frames it shows already. A killed executor's tasks are retried by Spark: task outputs are
 named after their input files, so a retry replaces what it wrote.
 
@@ -58,12 +66,13 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
 from xray_spark import modeldir, schema
-from xray_spark.explore.embeddings import embed_new_images
+from xray_spark.explore import embeddings as emb
 from xray_spark.io import partitions as parts
 from xray_spark.io import tables
 from xray_spark.io.ingestion import ingest
 from xray_spark.io.landing import NOTICE_SCHEMA, Landing, Watcher, known_units
 from xray_spark.labelling import scoring
+from xray_spark.labelling.stream_vectors import Embedder, Embedding, merge_vectors, write_vectors
 from xray_spark.logs import summary
 from xray_spark.spark import stage
 
@@ -76,7 +85,7 @@ NIGHTLY_FILE = pa.schema([f for f in schema.NIGHTLY if f.name not in schema.NIGH
 LABELS = pa.schema([*NIGHTLY_FILE, pa.field("frame", pa.int64()), pa.field("path", pa.string()),
                     pa.field("mtime", pa.float64()), pa.field("facts", pa.string()),
                     pa.field("thumbnail_png", pa.binary())])
-IMAGE_COLUMNS = [*scoring.INPUT_COLUMNS, "beamtime", "frame", "provenance"]
+IMAGE_COLUMNS = list(dict.fromkeys([*scoring.INPUT_COLUMNS, *emb.INPUT_COLUMNS]))
 
 
 class StreamError(RuntimeError):
@@ -91,9 +100,8 @@ class Stream:
     checkpoint: str                      # URL of the stream's directory
     models: list[tuple[str, str]]        # (model directory, model_id), the first shown on the live page
     page_dir: str | None                 # None: no live page
+    embedding: Embedding | None          # None: the stream embeds nothing (nightly does)
     batches: dict = field(default_factory=dict)   # batch id -> record, for the listener's log line
-    to_embed: set = field(default_factory=set)    # files read since the last embedding
-    embedded_at: float = 0.0                      # time.time() of the last embedding
 
     @classmethod
     def of(cls, config, landing: str | None = None, checkpoint: str | None = None) -> Stream:
@@ -105,16 +113,19 @@ class Stream:
             checkpoint = Path(checkpoint).resolve().as_uri()
         page = sc.page_dir or str(config.paths.local("reports", "live"))
         return cls(landing or sc.landing or config.ingest.archive, checkpoint.rstrip("/"), models,
-                   page if sc.live_page else None)
+                   page if sc.live_page else None, Embedding.of(config, checkpoint.rstrip("/")))
 
     def under(self, name: str) -> str:
         return f"{self.checkpoint}/{name}"
 
 
-def label_frames(batches, models: list[tuple[str, str]], facts: bool):
-    """mapInArrow function: images of a batch -> ``LABELS`` rows (each model's prediction, the frame's facts)."""
+def label_frames(batches, models: list[tuple[str, str]], facts: bool, embedding: Embedding | None = None,
+                 batch_id: int = 0):
+    """mapInArrow function: images of a batch -> ``LABELS`` rows (each model's prediction, the frame's
+    facts); with ``embedding``, the frames' `embeddings` rows into one file of the batch's vectors."""
     from xray_spark.report import live_page
 
+    vectors = []
     for batch in batches:
         rows = batch.to_pydict()
         n = batch.num_rows
@@ -133,6 +144,10 @@ def label_frames(batches, models: list[tuple[str, str]], facts: bool):
                     "checksum": [p["checksum"] for p in provenance], "frame": rows["frame"],
                     "path": [p["path"] for p in provenance], "mtime": [p["mtime"] for p in provenance],
                     "facts": small, "thumbnail_png": thumbnails}, schema=LABELS)
+        if embedding is not None:
+            vectors.append(embedding.embed(rows))
+    if vectors:
+        write_vectors(embedding.of_batch(batch_id), vectors)
 
 
 def _batch_images(spark, config, result, notices: list):
@@ -149,12 +164,26 @@ def _batch_images(spark, config, result, notices: list):
         F.get_json_object("provenance", "$.path").isin([n["path"] for n in notices]))
 
 
+def _scored_before(spark, config, model_id: str, batch_id: int):
+    """image_id of the frames ``model_id`` scored in the nightly predictions table, but in this batch's own file."""
+    url = config.paths.nightly_predictions()
+    if not tables.table_exists(url):
+        return None
+    return (spark.read.schema(schema.spark_schema(schema.NIGHTLY)).parquet(url)
+            .filter((F.col("model_id") == model_id)
+                    & ~F.input_file_name().endswith(_predictions_file(batch_id))).select("image_id"))
+
+
+def _predictions_file(batch_id: int) -> str:
+    return f"part-stream-{batch_id:010d}.zstd.parquet"
+
+
 def _write_predictions(url: str, labels, night: str, batch_id: int) -> None:
     """The batch's predictions as one file of the nightly predictions table (a replay replaces it)."""
     import pyarrow.parquet as pq
 
     fs, root = tables.filesystem(url)
-    path = f"{root}/{parts.partition_path((night,), schema.NIGHTLY_KEYS)}/part-stream-{batch_id:010d}.zstd.parquet"
+    path = f"{root}/{parts.partition_path((night,), schema.NIGHTLY_KEYS)}/{_predictions_file(batch_id)}"
     table = pa.Table.from_pandas(labels[NIGHTLY_FILE.names], schema=NIGHTLY_FILE, preserve_index=False)
     with tables.replacing(fs, path) as tmp:
         pq.write_table(table, tmp, filesystem=fs, compression="zstd")
@@ -174,12 +203,18 @@ def label_batch(spark, config, stream: Stream, notices: list, batch_id: int) -> 
                                                                       tasks_per_core=config.stream.tasks_per_core))
     result = ingest(spark, reading, stream.landing, only=files)
     images = _batch_images(spark, config, result, notices)
+    done = _scored_before(spark, config, stream.models[0][1], batch_id) if any(n["again"] for n in notices) else None
+    if images is not None and done is not None:      # a file read again: its frames labelled already stay as they are
+        images = images.join(done, "image_id", "left_anti")
     night = datetime.fromtimestamp(max(n["listed_at"] for n in notices), timezone.utc).date().isoformat()
     labels = None
+    if stream.embedding is not None:
+        parts.remove_dir(stream.embedding.of_batch(batch_id))      # a dead attempt's vectors
     if images is not None:
         with stage(spark, f"stream batch {batch_id}: label {len(notices)} file(s)", config.progress.interval_s):
             labels = images.select(*IMAGE_COLUMNS).mapInArrow(
-                functools.partial(label_frames, models=stream.models, facts=stream.page_dir is not None),
+                functools.partial(label_frames, models=stream.models, facts=stream.page_dir is not None,
+                                  embedding=stream.embedding, batch_id=batch_id),
                 schema.spark_schema(LABELS)).toPandas()
     if labels is not None and len(labels):
         _write_predictions(config.paths.nightly_predictions(), labels, night, batch_id)
@@ -198,18 +233,7 @@ def label_batch(spark, config, stream: Stream, notices: list, batch_id: int) -> 
     if stream.page_dir is not None and len(shown):
         _publish(stream.page_dir, record, shown, config.live)
     stream.batches[batch_id] = record
-    stream.to_embed.update(result.paths)
-    interval = config.stream.embed_interval_s
-    if interval is not None and stream.to_embed and time.time() - stream.embedded_at >= interval:
-        embed(spark, config, stream)                   # after the page: labels come first
     return record
-
-
-def embed(spark, config, stream: Stream) -> int:
-    """Embed the images the `embeddings` table lacks (and those of the files read since the last time)."""
-    embedded = embed_new_images(spark, config, sorted(stream.to_embed))
-    stream.to_embed, stream.embedded_at = set(), time.time()
-    return embedded
 
 
 def _publish(page_dir: str, record: dict, shown, live) -> None:
@@ -287,10 +311,14 @@ def run_stream(spark, config, landing: str | None = None, checkpoint: str | None
     listener = BatchLog(stream)
     spark.streams.addListener(listener)
     watcher = Watcher(landing_dir, sc.list_interval_s)
+    embedder = (Embedder(spark, config, stream.embedding, stream.under("labelled"), sc.embed_interval_s)
+                if stream.embedding is not None and not available_now else None)
     query = writer.start()
     try:
         if not available_now:
             watcher.start()
+        if embedder is not None:
+            embedder.start()
         while query.isActive:
             try:
                 query.awaitTermination(0.2)
@@ -305,9 +333,11 @@ def run_stream(spark, config, landing: str | None = None, checkpoint: str | None
             query.stop()
         if watcher.is_alive():
             watcher.stop()
+        if embedder is not None:
+            embedder.stop()
         spark.streams.removeListener(listener)
-    if stream.to_embed and config.stream.embed_interval_s is not None:   # what the last interval labelled
-        embed(spark, config, stream)
+    if stream.embedding is not None:                 # what the last interval labelled
+        merge_vectors(spark, config, stream.embedding, stream.under("labelled"))
     records = list(stream.batches.values())
     counts = {"batches": len(records), "files": sum(r["files"] for r in records),
               "written": sum(r["frames"] for r in records),
