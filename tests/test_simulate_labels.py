@@ -7,7 +7,7 @@ from test_simulate_physics import scene
 
 from xray_spark.config import ConfigError, load_config
 from xray_spark.simulate.detectors import detector, inactive_fraction
-from xray_spark.simulate.materials import ring, spots
+from xray_spark.simulate.materials import halo, polycrystalline, ring, spots
 from xray_spark.simulate.render import render
 from xray_spark.simulate.scene import sample_scene, validate
 from xray_spark.simulate.synthetic_images import make_image
@@ -131,3 +131,26 @@ def test_impossible_configurations_fail_at_start(sim, field, value, message):
 
     with pytest.raises(ConfigError, match=message):
         validate(dataclasses.replace(sim, **{field: value}))
+
+
+def test_a_giwaxs_horizon_is_the_edge_of_the_films_shadow(sim):
+    """At wide angles the film's diffuse scattering is out of view, but what the film scatters stops at
+    the horizon: the edge is tagged where it is in the frame, and not where nothing scatters."""
+    halo_film = [halo(1.5, 3.0, 1.0)]
+    grazing = dict(geometry="GIWAXS", distance_m=0.15, incidence_angle_deg=0.15, critical_deg=0.1,
+                   beam_center_row_px=450.0, features=halo_film)
+    assert "Horizon" in tags_of(scene(**grazing), sim)
+    assert "Horizon" not in tags_of(scene(**dict(grazing, beam_center_row_px=1400.0)), sim)   # below the frame
+    assert "Horizon" not in tags_of(scene(**dict(grazing, features=[])), sim)                # nothing scatters
+
+
+def test_a_polycrystalline_film_has_rings_of_several_textures():
+    """Each ring of a polycrystalline film draws its own texture (real GIWAXS films: some rings
+    isotropic, some textured or spotted, in the same frame)."""
+    mixed = 0
+    for seed in range(40):
+        tags, features = polycrystalline(np.random.default_rng(seed), "GIWAXS")
+        ring_tags = {t for f in features if f["kind"] in ("ring", "spots") for t in f["tags"]}
+        assert tags == ["Polycrystalline"] and sum(f["kind"] == "ring" for f in features) + ("Ring: Spotted" in ring_tags) >= 1
+        mixed += len(ring_tags) >= 2
+    assert mixed >= 20

@@ -135,7 +135,8 @@ class SimulateConfig:
                                        "weights of the detector models (pyFAI names, Photonics CCD, MarCCD)")
     materials: dict[str, float] = option({"AgBH": 0.5, "PS-PMMA": 1.5, "Superlattice": 0.8, "Grating": 0.6,
                                         "Nanoporous": 0.4, "MWCNT": 0.5, "LaB6": 0.5, "Silicon": 0.6, "SiO2": 0.6,
-                                        "PDMS": 0.4, "PCBM": 0.5, "P3HT": 2.2, "Rubrene": 0.8, "Empty cell": 0.15},
+                                        "PDMS": 0.4, "PCBM": 0.5, "P3HT": 2.2, "Rubrene": 0.8, "Empty cell": 0.15,
+                                        "Polycrystalline": 1.0},
                                        "weights of the sample materials (tags); each is drawn among those its geometry allows")
     beamstops: dict[str, float] = option({"Linear beamstop": 0.6, "Circular beamstop": 0.25, "none": 0.15},
                                        "weights of the beamstop kinds (tags, or none)")

@@ -246,10 +246,31 @@ def prepare(spark, config, images_url: str, fresh: bool = False) -> dict:
     return plan
 
 
+def probe_horovod_builds() -> None:
+    """Have Horovod probe its builds (MPI, Gloo) now, with nothing for a forked child to collect.
+
+    Horovod probes them once per process in a forked child (``horovod.common.util``), and a fork of
+    a driver that holds TensorFlow objects (a notebook's or a test's model) crashed there when the
+    child's garbage collector freed one of them. Collecting first and freezing what survives leaves
+    the child nothing to free; the answers are cached for the ``horovod.spark.run`` that follows."""
+    import gc
+
+    from horovod.common.util import gloo_built, mpi_built
+
+    gc.collect()
+    gc.freeze()
+    try:
+        mpi_built()
+        gloo_built()
+    finally:
+        gc.unfreeze()
+
+
 def train(spark, config, images_url: str, *, stop_after_epochs: int | None = None, fresh: bool = False) -> list[dict]:
     """Plan, then train on ``horovod.num_proc`` ranks; returns each rank's result (rank order)."""
     import horovod.spark
 
+    probe_horovod_builds()
     with stage(spark, "train_cnn: split by run", config.progress.interval_s):
         plan = prepare(spark, config, images_url, fresh)
     n = config.horovod.num_proc

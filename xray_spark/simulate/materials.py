@@ -25,6 +25,10 @@ materials' real ones (inverse angstrom):
 - MWCNT: graphitic (002) at 1.84 (d = 3.4 A); aligned tubes give oriented streaks at low q.
 - Nanoporous: pores with a broad correlation peak and Porod scattering.
 - Empty cell: no sample, only the Kapton windows of the cell.
+- Polycrystalline: an inorganic or hybrid crystalline film or powder (perovskites, metal oxides,
+  metals; first ring at 0.7-1.6) with many Debye-Scherrer rings, each with its own texture, some
+  broken into spots by coarse grains, often beside an amorphous halo: what most real GIWAXS frames
+  of the development set show, and the organic materials above do not.
 """
 from __future__ import annotations
 
@@ -318,6 +322,31 @@ def nanoporous(rng, geometry):
                              "tags": ["Diffuse low-q: Isotropic"]}]
 
 
+def polycrystalline(rng, geometry):
+    """Many rings of one lattice; each ring its own texture (``texture``): grains that the substrate
+    orients for one reflection need not be for another; a coarse-grained ring is a ring of spots."""
+    film = geometry in GRAZING
+    rings = lattice_rings(str(rng.choice(["cubic", "bcc", "fcc", "hexagonal"])), rng.uniform(0.7, 1.6),
+                          int(rng.integers(3, 11)), rng.uniform(150, 800), rng.uniform(0.2, 0.8))
+    feats, positions, orders = [], [], []
+    for r in rings:
+        if rng.random() < 0.2:
+            # chi from q_z: (q, chi) in transmission, (q_xy, q_z) above the horizon in grazing incidence
+            chis = rng.uniform(-np.pi / 2, np.pi / 2, int(rng.integers(12, 40))) if film \
+                else rng.uniform(-np.pi, np.pi, int(rng.integers(12, 40)))
+            positions += [(r["q0"] * np.sin(c), r["q0"] * np.cos(c), r["amp"] * rng.uniform(2, 6)) if film
+                          else (r["q0"], c, r["amp"] * rng.uniform(2, 6)) for c in chis]
+            orders += [r["order"]] * len(chis)
+            continue
+        chi0, kappa, fold, tag = texture(rng, film, 0.0 if rng.random() < 0.7 else 90 * DEG, [0.45, 0.35, 0.15, 0.05])
+        feats.append(dict(r, chi0=chi0, kappa=kappa, fold=fold, tags=[tag]))
+    if positions:
+        feats.append(spots(positions, rings[0]["sigma"], ["Ring: Spotted"], "main", orders, peaks=False))
+    if rng.random() < 0.5:
+        feats.append(halo(rng.uniform(1.2, 2.0), rng.uniform(2.0, 5.0), rng.uniform(0.1, 0.6)))
+    return ["Polycrystalline"], feats
+
+
 def empty_cell(rng, geometry):
     """No sample: only the cell's Kapton windows (broad peak near 0.4, halo near 1.2) over air scattering."""
     return ["Empty cell"], [halo(rng.uniform(0.38, 0.42), rng.uniform(15, 30), rng.uniform(0.01, 0.05), tags=()),
@@ -329,5 +358,5 @@ MATERIALS = {
     "SiO2": (WAXS, sio2), "PDMS": (WAXS, pdms), "PCBM": (WAXS, pcbm), "P3HT": (WAXS, p3ht),
     "Rubrene": (WAXS, rubrene), "MWCNT": (SAXS + WAXS, mwcnt), "PS-PMMA": (SAXS, ps_pmma),
     "Superlattice": (SAXS, superlattice), "Grating": (SAXS, grating), "Nanoporous": (SAXS, nanoporous),
-    "Empty cell": (("TSAXS", "TWAXS"), empty_cell),
+    "Empty cell": (("TSAXS", "TWAXS"), empty_cell), "Polycrystalline": (WAXS, polycrystalline),
 }

@@ -92,8 +92,9 @@ def _beam_centre(rng, sim, rows, cols, saxs, grazing):
     """Raw (row, col) of the direct beam: inside the frame, or off it (detector moved to wide angles)."""
     if rng.random() < (sim.beam_off_image_saxs if saxs else sim.beam_off_image_waxs):
         side = int(rng.choice([0, 2, 3])) if grazing else int(rng.integers(4))     # 0 below, 1 above, 2 left, 3 right
-        # grazing incidence keeps the low q_z region in view: the beam is only just below the frame
-        out, along = rng.uniform(0.02, 0.15 if grazing else 0.35), rng.uniform(0.1, 0.9)
+        # grazing incidence keeps the low q_z region in view: the beam is only just below the frame,
+        # or far to a side (a detector swung out to wide angles in the film's plane)
+        out, along = rng.uniform(0.02, 0.15 if grazing and side == 0 else 0.35), rng.uniform(0.1, 0.9)
         return [(rows * (1 + out), cols * along), (-rows * out, cols * along),
                 (rows * along, -cols * out), (rows * along, cols * (1 + out))][side]
     if grazing:

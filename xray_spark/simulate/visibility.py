@@ -121,6 +121,7 @@ def visible_tags(scene: dict, rendered, det, th) -> list[str]:
     bins = _Bins(rendered, visible) if rendered.profiles else None
     orders: dict[str, list[int]] = {}
     n_rings = n_spots = 0
+    film_seen = False
     for index, feature in enumerate(scene["features"]):
         if index in rendered.profiles:
             seen = [is_visible(*bins.feature(*rendered.profiles[index]), k, noise, th)]
@@ -139,12 +140,13 @@ def visible_tags(scene: dict, rendered, det, th) -> list[str]:
             orders.setdefault(feature["lattice"], []).extend(found)
         n_rings += feature["kind"] == "ring"
         n_spots += sum(seen) if feature["kind"] == "spots" and feature.get("peaks", True) else 0
-        if feature["kind"] == "film_diffuse" and _horizon_visible(rendered, th):
-            tags.add("Horizon")
-            if scene.get("horizon_smear_deg"):
-                tags.add("Smearred horizon")
-            if scene.get("sweep_deg"):
-                tags.add("Theta sweep")
+        film_seen = film_seen or feature["kind"] == "film_diffuse"
+    if _horizon_visible(rendered, th) and (film_seen or _horizon_edge(rendered, k, noise, th)):
+        tags.add("Horizon")
+        if scene.get("horizon_smear_deg"):
+            tags.add("Smearred horizon")
+        if scene.get("sweep_deg"):
+            tags.add("Theta sweep")
     for seen_orders in orders.values():
         distinct = set(seen_orders)
         if len(distinct) >= 2:
@@ -172,6 +174,21 @@ def _horizon_visible(rendered, th) -> bool:
     above = slice(max(int(row) - 2, 0), int(row) + 1)
     visible = ~(rendered.bad[above] | rendered.shadow[above])
     return int(visible.sum()) >= th.min_pixels
+
+
+def _horizon_edge(rendered, k, noise, th, band: int = 3) -> bool:
+    """The horizon seen as the edge of the sample's shadow: the rows just above it visibly brighter
+    than those just below (what a scientist tags on a GIWAXS frame, whose film diffuse scattering at
+    low q is out of view: rings, halos and background stop at the horizon)."""
+    row = rendered.extras.get("horizon_row")
+    if row is None or not band <= row < rendered.counts.shape[0] - band - 1:
+        return False
+    r = int(row)
+    ok = ~(rendered.bad | rendered.shadow)
+    cols = ok[r - band:r].all(axis=0) & ok[r + 1:r + 1 + band].all(axis=0)
+    above = float(rendered.expected[r - band:r, cols].sum())
+    below = float(rendered.expected[r + 1:r + 1 + band, cols].sum())
+    return is_visible(above - below, above, band * int(cols.sum()), k, noise, th)
 
 
 def _beam_tags(scene, rendered, visible, k, th) -> set[str]:
