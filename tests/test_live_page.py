@@ -106,6 +106,17 @@ def test_publish_replay_of_a_batch_changes_nothing(tmp_path):
     assert sorted(p.name for p in (tmp_path / BEAMTIME).iterdir()) == ["index.html", "live.js", "state.json", "thumbs"]
 
 
+def test_a_page_opened_before_the_first_frames_waits_then_fills_in(tmp_path):
+    assert live_page.open_page(tmp_path, BEAMTIME)
+    waiting = live_data(tmp_path)
+    assert "labelled yet" in waiting["html"] and waiting["updated_epoch"] is None and waiting["version"] == 0
+    assert not live_page.open_page(tmp_path, BEAMTIME)                      # a page there is left as it is
+    live_page.publish(tmp_path, BEAMTIME, batch(0, [frame(0)]), [frame(0)])
+    assert not live_page.open_page(tmp_path, BEAMTIME)
+    filled = live_data(tmp_path)
+    assert "data-image-id='run1/f0000'" in filled["html"] and filled["version"] == 1
+
+
 def test_publish_replaces_the_data_atomically(tmp_path):
     """A reader polling live.js and state.json while batches are published only ever sees whole files."""
     live_page.publish(tmp_path, BEAMTIME, batch(0, [frame(0)]), [frame(0)])
@@ -300,13 +311,16 @@ def test_stream_labels_landed_frames_onto_the_open_page(chromium, tmp_path):
                                "--timeout", "600"], stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     try:
         page = live_page.page_path(root / "reports" / "live", "demo-beamtime")
-        deadline = time.monotonic() + 300   # Spark, TensorFlow and the model start with the first batch
+        deadline = time.monotonic() + 120   # the page is opened, waiting, before the first batch
         while not page.is_file():
             assert stream.poll() is None and time.monotonic() < deadline, (tmp_path / "stream.log").read_text()[-3000:]
             time.sleep(1)
         chromium.get(page.as_uri())
-        WebDriverWait(chromium, 10).until(lambda b: list(shown(b, 1)) == ["scan0001.cbf"])
         chromium.execute_script("window.sameDocument = true;")
+        WebDriverWait(chromium, 10, poll_frequency=0.2).until(     # waiting, unless the first batch was quicker
+            lambda b: shown(b, 1) or "labelled yet" in b.find_element("id", "live").text)
+        # Spark, TensorFlow and the model start with the first batch
+        WebDriverWait(chromium, 300, poll_frequency=0.5).until(lambda b: list(shown(b, 1)) == ["scan0001.cbf"])
 
         land(staging, landing, 5, 9)
         WebDriverWait(chromium, LATENCY_S, poll_frequency=0.5).until(lambda b: len(shown(b, 1)) == 3)

@@ -53,6 +53,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import statistics
 import threading
 import time
@@ -236,6 +237,15 @@ def label_batch(spark, config, stream: Stream, notices: list, batch_id: int) -> 
     return record
 
 
+def _open_pages(stream: Stream, live) -> None:
+    """A waiting live page for each beamtime directory of the landing directory without one."""
+    from xray_spark.report import live_page
+
+    for entry in sorted(os.scandir(stream.landing), key=lambda e: e.name):
+        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+            live_page.open_page(stream.page_dir, entry.name, live)
+
+
 def _publish(page_dir: str, record: dict, shown, live) -> None:
     """The batch's frames on the live page of each beamtime they belong to."""
     from xray_spark.report import live_page
@@ -296,6 +306,8 @@ def run_stream(spark, config, landing: str | None = None, checkpoint: str | None
                           ic.ignore, ic.sidecar, ic.settle_s)
     log.info("stream: landing %s, checkpoint %s, models %s; %d new file(s) listed", stream.landing,
              stream.checkpoint, ", ".join(m for _, m in stream.models), landing_dir.scan())
+    if stream.page_dir is not None:                   # a page to open before the first frames
+        _open_pages(stream, config.live)
 
     def each_batch(batch_df, batch_id):
         notices = batch_df.collect()                  # a few hundred bytes per detector file

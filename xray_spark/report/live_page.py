@@ -179,6 +179,21 @@ def publish(page_dir: str | os.PathLike, beamtime: str, batch: dict, frames: lis
             path.unlink()
 
 
+def open_page(page_dir: str | os.PathLike, beamtime: str, live=None) -> bool:
+    """Write the beamtime's page before its first frames (a scientist opens it when the stream
+    starts: "waiting for the first batch", then it fills in by itself); a page already there is
+    left as it is. Returns whether a page was written."""
+    live = live or LiveConfig()
+    directory = page_path(page_dir, beamtime).parent
+    if (directory / "index.html").is_file():
+        return False
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {"version": 0, "updated_epoch": None, "status": "", "html": page.waiting(beamtime)}
+    _write_atomic(directory / "live.js", page.live_js(data).encode())
+    _write_atomic(directory / "index.html", page.index_html(beamtime, live.refresh_s).encode())
+    return True
+
+
 def load_state(page_dir: str | os.PathLike, beamtime: str) -> dict:
     """The page's state.json (frames kept per run, last batch, alerts), or an empty state."""
     path = page_path(page_dir, beamtime).parent / "state.json"

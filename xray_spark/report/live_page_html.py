@@ -186,6 +186,12 @@ def _run(run: dict, window: int) -> str:
             f"</div></section>")
 
 
+def waiting(beamtime: str) -> str:
+    """The content of a page whose stream has labelled none of its frames yet."""
+    return (f"<p class='empty'>No frame of {html.escape(beamtime)} labelled yet: frames appear here "
+            "as the stream labels them.</p>")
+
+
 def fragment(alerts: list[dict], runs: list[dict], window: int) -> str:
     """The page's content: alerts on top, then each run, the most recent first."""
     body = "".join(_run(r, window) for r in runs) or "<p class='empty'>No frames yet.</p>"
