@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import pytest
 from conftest import CLUSTER
 from test_nightly import small_cnn
 
@@ -159,6 +160,29 @@ def test_an_eiger_acquisition_that_gains_data_files_has_each_frame_labelled_once
     assert labelled_paths(config) == ["bt1/eiger/scan_master.h5"] * 4
     images, scored = counts(spark, config)
     assert len(images) == 4 and set(images.values()) == {1} and scored == images
+
+
+@pytest.mark.parametrize("settings, arguments, message", [
+    ([], ["--landing", "{tmp}/nowhere"], "--landing = '{tmp}/nowhere': the landing directory does not exist"),
+    (["stream.models=[]"], [], "stream.models = []: the stream needs at least one model"),
+    (["stream.models=[nope]"], [], "stream.models: "),
+    (["explore.model=nope"], [], "explore.model (the stream embeds its frames with it"),
+    (["stream.embed_interval_s=0"], [], "stream.embed_interval_s = 0"),
+    (["stream.max_files_per_batch=0"], [], "stream.max_files_per_batch = 0"),
+    ([], ["--max-batches", "0"], "--max-batches 0: must be > 0"),
+])
+def test_a_wrong_configuration_fails_at_start_naming_the_key(tmp_path, capsys, settings, arguments, message):
+    """Checked before Spark starts: exit code 2 and one line naming the argument or key."""
+    from xray_spark.cli import main
+
+    (tmp_path / "landing").mkdir()
+    args = [a for s in [*settings, f"paths.root={tmp_path / 'data'}"] for a in ("--set", s)]
+    args += ["stream", "--landing", str(tmp_path / "landing"), *(a.format(tmp=tmp_path) for a in arguments)]
+    try:
+        code = main(args)
+    except SystemExit as e:                     # a configuration error exits from the argument parser
+        code = e.code
+    assert code == 2 and message.format(tmp=tmp_path) in capsys.readouterr().err
 
 
 def schema_rows(url, table) -> dict:

@@ -8,9 +8,10 @@ gains data files) and read the files through the JVM (``text``, ``json``; ``bina
 them too once ``content`` is selected). So the driver lists the landing directory itself, with
 ingest's listing (``io.archive.discover``: layout, ignore patterns, sidecars, symlinks, Eiger
 grouping, the settle rule), and writes a **notice** for every unit that is settled and not yet
-noticed: ``{"path", "files", "size", "mtime", "setup", "listed_at", "again"}`` (``files``: the unit's paths,
-an Eiger master with its data files; ``again``: the path was noticed before, e.g. an Eiger master
-whose acquisition gained a data file, whose frames labelled already the stream does not label twice). Spark's ``json`` file source streams the notices
+noticed: ``{"path", "files", "size", "mtime", "setup", "listed_at", "again"}`` (``files``: the
+unit's paths, an Eiger master with its data files; ``again``: the path was noticed before, e.g. an
+Eiger master whose acquisition gained a data file: the stream does not label its frames labelled
+already). Spark's ``json`` file source streams the notices
 (``stream.max_files_per_batch`` a batch, deleted once their batch commits: ``cleanSource``);
 only these few hundred bytes a file cross the JVM, and Spark's offset log fixes which detector
 files make each batch, so a replayed batch is the same batch.
@@ -60,7 +61,6 @@ class Landing:
 
     def __init__(self, root: str, notices_url: str, known: set[tuple], ignore, sidecar: str, settle_s: float):
         self.root, self.known = os.path.realpath(root), known
-        self.known_paths = {key[0] for key in known}
         self.ignore, self.sidecar, self.settle_s = list(ignore), sidecar, settle_s
         self.fs, self.directory = tables.filesystem(notices_url)
         self.fs.create_dir(self.directory, recursive=True)
@@ -69,6 +69,7 @@ class Landing:
         """One listing: write a notice per settled unit not noticed yet; returns how many."""
         listed_at = time.time()
         units, _ = discover(self.root, self.ignore, self.sidecar, settle_s=self.settle_s)
+        noticed = {key[0] for key in self.known}
         written = 0
         for unit in units:
             key = (unit.path, unit.size, unit.mtime, unit.setup)
@@ -76,13 +77,12 @@ class Landing:
                 continue
             files = [unit.path, *(os.path.relpath(p, self.root).replace(os.sep, "/") for p in unit.parts)]
             notice = {"path": unit.path, "files": files, "size": unit.size, "mtime": unit.mtime,
-                      "setup": unit.setup, "listed_at": listed_at, "again": unit.path in self.known_paths}
+                      "setup": unit.setup, "listed_at": listed_at, "again": unit.path in noticed}
             digest = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:16]
             with tables.replacing(self.fs, f"{self.directory}/{int(listed_at * 1000):013d}-{digest}.json") as tmp, \
                     self.fs.open_output_stream(tmp) as out:
                 out.write(json.dumps(notice).encode())
             self.known.add(key)
-            self.known_paths.add(unit.path)
             written += 1
         return written
 

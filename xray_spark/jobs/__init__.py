@@ -44,3 +44,17 @@ def model_directory(config, model: str, what: str = ""):
     except modeldir.ModelDirError as e:
         raise JobError(f"{what}: {e}" if what else str(e)) from None
     return directory
+
+
+def embedding_model(config, why: str = ""):
+    """The ``explore.model`` directory, checked before Spark starts to be a CNN that embeds images; a
+    bad one is a ``JobError`` naming the key (and ``why`` the job needs it, when given)."""
+    from xray_spark import modeldir
+    from xray_spark.explore.embeddings import check_model
+
+    directory = config.paths.model_dir(config.explore.model)
+    try:
+        check_model(directory)
+    except modeldir.ModelDirError as e:
+        raise JobError(f"explore.model{f' ({why})' if why else ''}: {e}") from None
+    return directory

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from xray_spark import modeldir
-from xray_spark.explore.embeddings import check_model
 from xray_spark.io.archive import ArchiveError
 from xray_spark.io.expert_labels import LabelsError
 from xray_spark.io.ingestion import check_inputs
-from xray_spark.jobs import JobError, model_directory, spark_session
+from xray_spark.jobs import JobError, embedding_model, model_directory, spark_session
 from xray_spark.labelling.night import nightly
 
 
@@ -24,10 +22,7 @@ def check_models(config) -> None:
     for model in config.nightly.models:
         model_directory(config, model, "nightly.models")
     if config.nightly.models:       # the night embeds what it labels with this CNN
-        try:
-            check_model(config.paths.model_dir(config.explore.model))
-        except modeldir.ModelDirError as e:
-            raise JobError(f"explore.model: {e}") from None
+        embedding_model(config)
 
 
 def run(config, args) -> int:

@@ -7,10 +7,8 @@ import argparse
 import os
 import signal
 
-from xray_spark import modeldir
-from xray_spark.explore.embeddings import check_model
 from xray_spark.io.archive import ArchiveError
-from xray_spark.jobs import JobError, spark_session
+from xray_spark.jobs import JobError, embedding_model, model_directory, spark_session
 from xray_spark.labelling.streaming import StreamError, run_stream
 
 
@@ -43,16 +41,10 @@ def run(config, args) -> int:
     if not models:
         raise JobError(f"{key} = []: the stream needs at least one model to label with (e.g. [cnn-top17])")
     for model in models:
-        try:
-            modeldir.read_manifest(config.paths.model_dir(model))
-        except modeldir.ModelDirError as e:
-            raise JobError(f"{key}: {e}") from None
+        model_directory(config, model, key)
     if config.stream.embed_interval_s is not None:
-        try:
-            check_model(config.paths.model_dir(config.explore.model))
-        except modeldir.ModelDirError as e:
-            raise JobError(f"explore.model (the stream embeds its frames with it; stream.embed_interval_s = null "
-                           f"leaves that to nightly): {e}") from None
+        embedding_model(config, "the stream embeds its frames with it; stream.embed_interval_s = null leaves that "
+                                "to nightly")
     signal.signal(signal.SIGTERM, _stop)
     with spark_session(config, "stream") as spark:
         try:

@@ -63,7 +63,6 @@ def write_vectors(url: str, vectors: list[pa.RecordBatch]) -> None:
         pq.write_table(pa.Table.from_batches(vectors, schema=schema.EMBEDDINGS), tmp, filesystem=fs)
 
 
-
 def merge_vectors(spark, config, embedding: Embedding, labelled_url: str) -> int:
     """Put the vectors of the batches committed so far into the `embeddings` table, then delete them;
     returns the batches merged. A batch's vectors count once its record (``<labelled_url>/<batch

@@ -112,9 +112,10 @@ class Stream:
         checkpoint = checkpoint or sc.checkpoint or config.paths.checkpoint("stream")
         if "://" not in checkpoint:
             checkpoint = Path(checkpoint).resolve().as_uri()
+        checkpoint = checkpoint.rstrip("/")
         page = sc.page_dir or str(config.paths.local("reports", "live"))
-        return cls(landing or sc.landing or config.ingest.archive, checkpoint.rstrip("/"), models,
-                   page if sc.live_page else None, Embedding.of(config, checkpoint.rstrip("/")))
+        return cls(landing or sc.landing or config.ingest.archive, checkpoint, models,
+                   page if sc.live_page else None, Embedding.of(config, checkpoint))
 
     def under(self, name: str) -> str:
         return f"{self.checkpoint}/{name}"
