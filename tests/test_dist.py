@@ -13,6 +13,8 @@ from test_deploy import submit_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = ROOT / ".venv/lib/python3.11/site-packages/pyspark/bin/spark-submit"
+# local-cluster's workers keep their executors' directories in SPARK_HOME/work, whatever SPARK_WORKER_DIR says.
+WORKER_DIR = SPARK_SUBMIT.parents[1] / "work"
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +36,18 @@ def test_dist_holds_the_wheel_and_the_packed_environment(dist):
     assert (dist / "xray_spark-env.tar.gz").stat().st_size > 100e6
 
 
-def test_rendered_spark_submit_line_runs_with_the_packed_environment(dist, tmp_path):
+@pytest.fixture
+def executor_directories():
+    """The executor directories the test's application leaves, removed after it: each holds a 2.6 GB
+    unpacked environment, and a disk filled by earlier runs leaves the executors unable to start."""
+    before = set(WORKER_DIR.glob("app-*"))
+    new = lambda: sorted(set(WORKER_DIR.glob("app-*")) - before)  # noqa: E731
+    yield new
+    for directory in new():
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_rendered_spark_submit_line_runs_with_the_packed_environment(dist, tmp_path, executor_directories):
     argv = submit_line((ROOT / "deploy/submit/oneoff.sh").read_text())
     entry = next(i for i, a in enumerate(argv) if a.endswith(".py"))
     assert argv[-1] == "$@" and argv[entry] == "jobs/generate.py"
@@ -54,8 +67,12 @@ def test_rendered_spark_submit_line_runs_with_the_packed_environment(dist, tmp_p
     command = [str(SPARK_SUBMIT), *options, str(ROOT / argv[entry]), *argv[entry + 1:-1], *small]
     shutil.copy(ROOT / "conf/cluster.yaml", tmp_path)  # --files puts it in the driver's directory on YARN
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "PYTHON", "VIRTUAL_ENV", "SPARK"))}
-    env.update(SPARK_LOCAL_IP="127.0.0.1", SPARK_WORKER_DIR=str(tmp_path / "work"), XRAY_DATA=str(tmp_path))
-    out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    env.update(SPARK_LOCAL_IP="127.0.0.1", XRAY_DATA=str(tmp_path))
+    try:
+        out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        logs = [f"{log}:\n{log.read_text()[-2000:]}" for d in executor_directories() for log in d.glob("*/stderr")]
+        pytest.fail("spark-submit still running after 600 s; the executors' logs:\n" + "\n".join(logs))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     assert "./environment/bin/python" in " ".join(command)
     table = pq.read_table(tmp_path / "images", columns=["image_id", "height", "width"])
