@@ -55,13 +55,19 @@ def test_every_dev_frame_ingests():
     config = load_config(None, ["tables.image_size=32"])
     files, sidecars = discover(str(DEV), config.ingest.ignore, config.ingest.sidecar)
     settings = settings_of(config, str(DEV), {})
-    ingested = set()
+    ingested, turned = set(), set()
     for f in files:
         unit = {**asdict(f), "sidecar": json.dumps(sidecars.get((f.beamtime, f.run_id), {}))}
-        ingested |= {(f.path, r["frame"]) for r in file_rows(unit, settings) if r.get("kind") not in ("file", "quarantine")}
+        for r in file_rows(unit, settings):
+            if r.get("kind") not in ("file", "quarantine"):
+                ingested.add((f.path, r["frame"]))
+                if json.loads(r["provenance"])["rotate"]:
+                    turned.add(f.path)
     with open(DEV / "labels.csv", newline="") as f:
         wanted = {(r["file"], int(r["frame_index"])) for r in csv.DictReader(f)}
     assert len(wanted) >= 80 and wanted <= ingested, sorted(wanted - ingested)[:5]
+    # the NSLS-II SMI WAXS frames, stored turned, are stored upright (their runs' rotate: 1), and only they
+    assert len(turned) == 13 and all("smi" in p for p in turned)
 
 
 def test_dev_labels_narrow_to_the_scored_frames(tmp_path):

@@ -86,6 +86,17 @@ def test_resampled_keeps_the_poni():
     assert g.poni1 == pytest.approx(FULL.poni1) and g.poni2 == pytest.approx(FULL.poni2)
 
 
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_a_turned_geometry_is_the_turned_frame_s(turns):
+    """q of every pixel of the turned geometry is the turned q map (pyFAI, no approximation); four turns are none."""
+    g = FULL.replace(pixel2_m=FULL.pixel1_m * 1.5)
+    q = g.integrator().qArray(g.shape)
+    turned = g.turned(turns)
+    assert np.allclose(turned.integrator().qArray(turned.shape), np.rot90(q, turns), rtol=1e-5, atol=1e-5)
+    assert g.turned(turns).turned(4 - turns) == g and g.turned(4) == g
+
+
 # ---------------------------------------------------------------- the run sidecar
 
 def write(tmp_path, text):
@@ -97,25 +108,26 @@ def write(tmp_path, text):
 def test_a_version_0_sidecar_migrates(tmp_path):
     np.save(tmp_path / "m.npy", np.zeros((2, 2)))
     old = sc.load_sidecar(write(tmp_path, "distance_m: 2\ndetector: Pilatus1M\nmask: m.npy\n"))
-    assert old.version == sc.SIDECAR_VERSION == 1 and 0 in sc.MIGRATIONS
+    assert old.version == sc.SIDECAR_VERSION == 2 and {0, 1} <= set(sc.MIGRATIONS)
     assert old.distance_m == 2.0 and isinstance(old.distance_m, float) and old.mask == str(tmp_path / "m.npy")
     new = sc.load_sidecar(write(tmp_path, "version: 1\ndistance_m: 2.0\ndetector: Pilatus1M\nmask: m.npy\n"))
-    assert new == old
+    assert new == old and new.rotate is None
     assert sc.read_sidecar(str(tmp_path / "run.yaml")) == {"detector": "Pilatus1M", "distance_m": 2.0,
                                                             "mask": str(tmp_path / "m.npy")}
     assert sc.load_sidecar(str(tmp_path / "absent.yaml")) == sc.RunSidecar() and sc.read_sidecar("/nonexistent") == {}
+    assert sc.load_sidecar(write(tmp_path, "version: 2\nrotate: 1\n")).rotate == 1
 
 
 @pytest.mark.parametrize("text, fragment", [
     ("distance_m: 2.0\nwavelenght_m: 1.0e-10\n", "unknown key 'wavelenght_m'; allowed in top level: version, "
      "detector, distance_m, wavelength_m, pixel1_m, pixel2_m, beam_center_row_px, beam_center_col_px, "
-     "incidence_angle_deg, mask"),
+     "incidence_angle_deg, mask, rotate"),
     ("distance_m: -2.5\n", "distance_m = -2.5: must be > 0"),
     ("version: 1\npixel2_m: 0\n", "pixel2_m = 0.0: must be > 0"),
     ("distance_m: two metres\n", "distance_m = 'two metres': expected float"),
     ("beam_center_col_px: yes\n", "beam_center_col_px = True: expected float"),
     ("incidence_angle_deg: .inf\n", "incidence_angle_deg = inf: must be a finite number"),
-    ("version: 3\ndistance_m: 1.0\n", "version = 3: this xray_spark reads sidecar versions 0..1; upgrade"),
+    ("version: 3\ndistance_m: 1.0\n", "version = 3: this xray_spark reads sidecar versions 0..2; upgrade"),
     ("version: -1\n", "version = -1: expected an integer sidecar schema version"),
 ])
 def test_bad_sidecars_name_file_key_and_value(tmp_path, text, fragment):

@@ -131,7 +131,9 @@ def test_geometry_sources_fallbacks_and_beam_centre_flags():
     ("beam_center_row_px: [1, 2]\n", "beam_center_row_px = [1, 2]: expected float"),
     ("mask: ../elsewhere.edf\n", "mask = '../elsewhere.edf': must name a regular file in the run directory"),
     ("- 1\n- 2\n", "expected a mapping"),
-    ("version: 2\n", "version = 2: this xray_spark reads sidecar versions 0..1; upgrade xray_spark"),
+    ("version: 3\n", "version = 3: this xray_spark reads sidecar versions 0..2; upgrade xray_spark"),
+    ("rotate: 4\n", "rotate = 4: must be <= 3"),
+    ("rotate: 1.5\n", "rotate = 1.5: expected int"),
     ("version: one\n", "version = 'one': expected an integer sidecar schema version"),
 ])
 def test_bad_sidecar_fields_are_named(tmp_path, text, fragment):
@@ -241,6 +243,30 @@ def test_a_user_mask_named_by_the_sidecar_masks_its_pixels(tmp_path):
     _, cols = stored_shape((48, 40), 32, SETTINGS["letterbox"])   # the frame's columns in the stored square
     left = (32 - cols) // 2
     assert stored[:, left].all() and not stored[:, left + cols - 1].any()
+
+
+def test_a_run_stored_turned_is_stored_upright(tmp_path):
+    """``rotate`` in the sidecar: the frame, its mask and its geometry turned as numpy.rot90 turns them
+    (as NSLS-II SMI's own code turns its WAXS frames), before the frame is stored."""
+    frame = np.full((64, 32), 100, np.uint32)
+    frame[:4, :] = 5000                                   # a bright top edge (rows 0-3)
+    frame[:, -2:] = 0                                     # ... and a dead right edge, masked by the file's NaNs
+    frame = frame.astype(np.float32)
+    frame[:, -2:] = np.nan
+    detector_writers.write_edf(str(tmp_path / "f.edf"), [frame])
+    settings = dict(SETTINGS, letterbox=False)
+    header = {"beam_center_row_px": 10.0, "beam_center_col_px": 20.0, "pixel1_m": 1e-4, "pixel2_m": 2e-4}
+    upright, turned = ({**header, **extra} for extra in ({}, {"rotate": 1}))
+    rows = [next(file_rows(unit_of(tmp_path / "f.edf", side), settings)) for side in (upright, turned)]
+    stored = [np.frombuffer(r["image"], "<f4").reshape(32, 32) for r in rows]
+    masks = [np.frombuffer(r["mask"], np.uint8).reshape(32, 32) for r in rows]
+    assert np.array_equal(stored[1], np.rot90(stored[0])) and np.array_equal(masks[1], np.rot90(masks[0]))
+    assert stored[1][:, 0].mean() > 1.5 * stored[1][:, 16].mean()     # the bright edge is now on the left
+    assert masks[1][0].all() and not masks[1][-1].any()               # the dead edge on top
+    assert (rows[1]["raw_height"], rows[1]["raw_width"]) == (32, 64)
+    assert (rows[1]["beam_center_row_px"], rows[1]["beam_center_col_px"]) == (32 - 1 - 20.0, 10.0)
+    assert (rows[1]["pixel1_m"], rows[1]["pixel2_m"]) == (2e-4, 1e-4)
+    assert json.loads(rows[1]["provenance"])["rotate"] == 1 and json.loads(rows[0]["provenance"])["rotate"] == 0
 
 
 def test_ingest_and_nightly_refuse_bad_input_before_spark_starts(tmp_path, capsys):

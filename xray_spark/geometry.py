@@ -147,6 +147,18 @@ class Geometry:
                             beam_center_col_px=(self.beam_center_col_px + 0.5) * zoom_col - 0.5,
                             shape=tuple(grid))
 
+    def turned(self, quarter_turns: int) -> Geometry:
+        """The geometry of ``numpy.rot90(frame, quarter_turns)``, the frame turned counter-clockwise:
+        raw pixel (r, c) of a (rows, cols) frame goes to (cols - 1 - c, r) at each quarter turn."""
+        self._require("turned", "shape")
+        out = self
+        for _ in range(quarter_turns % 4):
+            rows, cols = out.shape
+            row, col = out.beam_center_row_px, out.beam_center_col_px
+            out = out.replace(pixel1_m=out.pixel2_m, pixel2_m=out.pixel1_m, shape=(cols, rows),
+                              beam_center_row_px=None if col is None else cols - 1 - col, beam_center_col_px=row)
+        return out
+
     def integrator(self):
         """pyFAI's ``AzimuthalIntegrator`` of this geometry (no tilts).
 

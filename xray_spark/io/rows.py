@@ -101,6 +101,9 @@ def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict,
         raise UnreadableFile("invalid_pixels", f"{unit['path']} frame {i}: {bad / raw.size:.1%} of the pixels are "
                              f"bad ({invalid} NaN, infinite or negative, the rest masked); more than "
                              f"ingest.max_bad_fraction = {settings['max_bad_fraction']}")
+    turns = sidecar.get("rotate") or 0
+    if turns:       # the run's frames are stored turned: store them upright, geometry and masks with them
+        raw, mask, geometry = np.rot90(raw, turns), np.rot90(mask, turns), geometry.turned(turns)
     image, out_mask = preprocess(raw, mask, settings["image_size"], full_scale_counts=settings["full_scale_counts"],
                                  mask_threshold=settings["mask_threshold"], letterbox=settings["letterbox"])
     provenance = {"archive": settings["archive"], "path": unit["path"], "size": unit["size"],
@@ -108,7 +111,7 @@ def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict,
                   "reader": detector_file.reader, "compression": detector_file.compression,
                   "frame_path": detector_file.frame_path,
                   "parts": [p.rsplit("/", 1)[-1] for p in unit["parts"]], "geometry_source": sources,
-                  "flags": flags, "bad_pixels": bad,
+                  "flags": flags, "bad_pixels": bad, "rotate": turns,
                   "masks": {"detector_gaps": detector.name if gaps is not None else None,
                             "file_pixel_mask": detector_file.pixel_mask is not None,
                             "user_mask": sidecar.get("mask")}}

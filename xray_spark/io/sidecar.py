@@ -11,7 +11,8 @@ Geometry (``xray_spark.geometry.Geometry``: pyFAI's vocabulary, metres, pixel1 =
 axis, beam centre in raw pixels (row, column)) is taken, value by value, from the file's own header
 or NeXus fields, else from the run's sidecar, else from the configured defaults (beam centre: the
 frame's centre). Every value's source is recorded (``header`` | ``sidecar`` | ``default`` |
-``none``) so a fallback is never silent. A header value that is not a usable number (not finite, a
+``none``) so a fallback is never silent. ``rotate`` turns a run's frames upright before they are
+stored (their geometry and masks with them): some beamlines write frames turned by 90 degrees. A header value that is not a usable number (not finite, a
 length <= 0) is ignored and flagged, as is a header beam centre of exactly (0, 0), the detector
 software's "not set". A final beam centre of (0, 0), or further outside the frame than
 ``ingest.beam_center_margin`` of its size, is flagged (GISAXS beams may sit just below the frame).
@@ -28,7 +29,7 @@ import yaml
 from xray_spark.config_types import ConfigError, build, migrated, option
 from xray_spark.geometry import FIELDS, Geometry, check_value
 
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2
 
 
 class SidecarError(ConfigError):
@@ -50,6 +51,9 @@ class RunSidecar:
     beam_center_col_px: float | None = option(None, "direct beam, raw pixel column", finite=True)
     incidence_angle_deg: float | None = option(None, "grazing incidence angle, degrees", finite=True)
     mask: str | None = option(None, "user mask file (non-zero = bad), a regular file in the run directory")
+    rotate: int | None = option(None, "quarter turns counter-clockwise (numpy.rot90) that bring the stored frames "
+                                "upright (q_z up, a film's horizon horizontal), e.g. 1 for NSLS-II SMI WAXS frames",
+                                min=0, max=3)
 
     def values(self) -> dict:
         """The keys the file sets (all but ``version``), JSON-able: what ingest carries to executors."""
@@ -62,7 +66,12 @@ def _v0_to_v1(data: dict) -> dict:
     return dict(data)
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1}
+def _v1_to_v2(data: dict) -> dict:
+    """Version 2 added ``rotate``; a version 1 sidecar means the same without it (frames upright as stored)."""
+    return dict(data)
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1, 1: _v1_to_v2}
 
 
 def migrate(data: dict, source: str) -> dict:
