@@ -157,6 +157,17 @@ def test_masks_combine_detector_gaps_file_and_user_masks():
         masks.combine_masks((64, 64), user)
 
 
+def test_detectors_are_identified_by_name_family_and_shape():
+    """PILATUS3 frames take the PILATUS layout; a family name alone takes the family's detector of the
+    frame's shape; a generic square power-of-two shape names no detector."""
+    assert masks.identify("PILATUS3 6M", (2527, 2463))[0].name == "Pilatus 6M"
+    lam, flags = masks.identify("Lambda", (516, 1556))
+    assert lam.name == "Lambda 750k" and "read as pyFAI's Lambda 750k" in flags[0]
+    assert masks.identify("Lambda", (1043, 981)) == (None, ["detector 'Lambda': unknown to pyFAI; no gap mask"])
+    assert masks.identify(None, (1043, 981))[0].name == "Pilatus 1M"
+    assert masks.identify(None, (512, 512)) == (None, []) and masks.identify(None, (64, 64)) == (None, [])
+
+
 SETTINGS = {"archive": "/a", "hdf5_datasets": DATASETS, "labels": {}, "defaults": {
     "detector": None, "distance_m": 1.0, "wavelength_m": 1e-10, "pixel1_m": 1e-4, "pixel2_m": 1e-4},
     "beam_center_margin": 0.5, "max_bad_fraction": 0.5, "min_side": 16, "image_size": 32,
@@ -167,6 +178,31 @@ def unit_of(path, sidecar=None):
     st = os.stat(path)
     return {"path": f"bt/run/{path.name}", "abspath": str(path), "beamtime": "bt", "run_id": "run",
             "size": st.st_size, "mtime": st.st_mtime, "parts": [], "sidecar": json.dumps(sidecar or {})}
+
+
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "zstd", "packbits"])
+def test_compressed_tiffs_give_their_counts(tmp_path, compression):
+    """Detector TIFFs are often LZW- or deflate-compressed (imagecodecs decodes them for tifffile)."""
+    import tifffile
+
+    frame = frames(1)[0].astype(np.uint16)
+    tifffile.imwrite(tmp_path / "f.tif", frame, compression=compression)
+    _, got = read_all(tmp_path / "f.tif")
+    assert len(got) == 1 and np.array_equal(got[0], frame)
+
+
+def test_an_hdf5_colour_preview_is_not_taken_for_the_frames(tmp_path):
+    """A (rows, cols, 3) RGB thumbnail bigger than the frames (Delmic, other vendors' files) is a picture:
+    read as frames it gave hundreds of (cols, 3) slivers, each refused."""
+    import h5py
+
+    frame = frames(1)[0].astype(np.uint16)
+    with h5py.File(tmp_path / "p.h5", "w") as h:
+        h["Preview/Image"] = np.full((64, 64, 3), 7, np.uint8)
+        h["Acquisition0/ImageData/Image"] = frame[None, None, None]          # (1, 1, 1, rows, cols)
+    f, got = read_all(tmp_path / "p.h5")
+    assert f.frame_path == "/Acquisition0/ImageData/Image"
+    assert len(got) == 1 and np.array_equal(got[0], frame)
 
 
 def test_nan_and_negative_pixels_are_masked_and_a_mostly_invalid_frame_is_quarantined(tmp_path):

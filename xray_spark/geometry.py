@@ -196,7 +196,9 @@ def pyfai_detector(name: str):
     unknown name is an expected answer here (the frame is flagged), so that log is held back."""
     from pyFAI.detectors import detector_factory
 
-    words = [w for w in name.replace("-", " ").split() if w.lower() not in ("dectris", "si", "cdte")]
+    # PILATUS3 modules have the PILATUS layout; pyFAI names only the latter
+    words = [w[:-1] if w.lower() == "pilatus3" else w
+             for w in name.replace("-", " ").split() if w.lower() not in ("dectris", "si", "cdte")]
     logger = logging.getLogger("pyFAI.detectors")
     level = logger.level
     logger.setLevel(logging.CRITICAL)

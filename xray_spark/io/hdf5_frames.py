@@ -35,8 +35,10 @@ def _text(value) -> str:
 
 
 def _is_frames(obj) -> bool:
+    """A numeric dataset whose last two axes are a frame: more than 4 pixels each, so that a colour
+    picture (rows, cols, 3 or 4), such as a file's preview thumbnail, is not read as frames."""
     return (hasattr(obj, "shape") and obj.ndim >= 2 and obj.dtype.kind in "iuf"
-            and min(obj.shape[-2:]) > 1)
+            and min(obj.shape[-2:]) > 4)
 
 
 def _nx_class(obj) -> str:

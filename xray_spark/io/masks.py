@@ -55,17 +55,24 @@ def identify(name: str | None, shape: tuple[int, int]) -> tuple[object | None, l
     """(pyFAI detector whose gap mask fits frames of ``shape``, flags) from the header/sidecar name,
     else from the shape alone (pyFAI's registry). A named detector that does not write ``shape``
     (an Eiger2 16M frame is 4362x4148, pyFAI's Eiger 16M 4371x4150) gives None and a flag: the
-    frame is ingested without a gap mask."""
+    frame is ingested without a gap mask. A family name alone ('Lambda') takes the detector of that
+    family with the frame's shape. A square power-of-two frame (512x512, 1024x1024) names no detector
+    by its shape: CCDs, binned and generic arrays have those shapes, and a wrong guess masks good
+    pixels as gaps."""
+    rows, cols = shape
+    by_shape = None if rows == cols and rows & (rows - 1) == 0 else detector_of_shape(tuple(shape))
     if name:
         detector = pyfai_detector(name)
         if detector is not None and tuple(shape) in expected_shapes(detector):
             return detector, []
+        family = name.split()[0].lower()
+        if detector is None and by_shape is not None and by_shape.name.lower().startswith(family):
+            return by_shape, [f"detector {name!r} read as pyFAI's {by_shape.name}, the {family} of its shape"]
         return None, [f"detector {name!r}: " + ("unknown to pyFAI" if detector is None else
                       f"pyFAI's {detector.name} is {detector.shape[0]}x{detector.shape[1]}, not "
-                      f"{shape[0]}x{shape[1]} or binned") + "; no gap mask"]
-    detector = detector_of_shape(tuple(shape))
-    flags = [f"detector identified by its shape {shape[0]}x{shape[1]}: {detector.name}"] if detector else []
-    return detector, flags
+                      f"{rows}x{cols} or binned") + "; no gap mask"]
+    flags = [f"detector identified by its shape {rows}x{cols}: {by_shape.name}"] if by_shape else []
+    return by_shape, flags
 
 
 def gap_mask(detector, shape: tuple[int, int]) -> np.ndarray | None:
