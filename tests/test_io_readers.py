@@ -157,6 +157,15 @@ def test_masks_combine_detector_gaps_file_and_user_masks():
         masks.combine_masks((64, 64), user)
 
 
+def test_smv_beam_centres_are_mm_except_the_timepix_su_camera_s_pixels():
+    from xray_spark.io.headers import adsc_header
+
+    smv = {"PIXEL_SIZE": "0.1", "DISTANCE": "200", "WAVELENGTH": "1.0", "BEAM_CENTER_X": "25.6", "BEAM_CENTER_Y": "12.8"}
+    assert (adsc_header(smv)["beam_center_row_px"], adsc_header(smv)["beam_center_col_px"]) == pytest.approx((256, 128))
+    timepix = dict(smv, PIXEL_SIZE="0.055", BEAM_CENTER_X="246.5", BEAM_CENTER_Y="250.0", BEAMLINE="TIMEPIX_SU")
+    assert (adsc_header(timepix)["beam_center_row_px"], adsc_header(timepix)["beam_center_col_px"]) == (246.5, 250.0)
+
+
 def test_detectors_are_identified_by_name_family_and_shape():
     """PILATUS3 frames take the PILATUS layout; a family name alone takes the family's detector of the
     frame's shape; a generic square power-of-two shape names no detector."""

@@ -116,8 +116,11 @@ def adsc_header(header: dict) -> dict:
     if pixel_mm:
         out["pixel1_m"] = out["pixel2_m"] = pixel_mm * 1e-3
         x, y = _number(header, "BEAM_CENTER_X"), _number(header, "BEAM_CENTER_Y")
+        # Mosflm's frame: X along the slow axis; mm, except the TIMEPIX_SU camera's pixels (dxtbx
+        # FormatSMVTimePix_SU: "the beam centre is in pixels")
+        per_px = 1.0 if str(header.get("BEAMLINE", "")).strip().upper() == "TIMEPIX_SU" else pixel_mm
         if x is not None and y is not None:
-            out["beam_center_row_px"], out["beam_center_col_px"] = x / pixel_mm, y / pixel_mm
+            out["beam_center_row_px"], out["beam_center_col_px"] = x / per_px, y / per_px
     if header.get("DETECTOR_TYPE") or header.get("DETECTOR_NAMES"):
         out["detector"] = str(header.get("DETECTOR_TYPE") or header.get("DETECTOR_NAMES")).strip()
     return _clean(out)
