@@ -11,11 +11,12 @@ Geometry (``xray_spark.geometry.Geometry``: pyFAI's vocabulary, metres, pixel1 =
 axis, beam centre in raw pixels (row, column)) is taken, value by value, from the file's own header
 or NeXus fields, else from the run's sidecar, else from the configured defaults (beam centre: the
 frame's centre). Every value's source is recorded (``header`` | ``sidecar`` | ``default`` |
-``none``) so a fallback is never silent. ``rotate`` turns a run's frames upright before they are
-stored (their geometry and masks with them): some beamlines write frames turned by 90 degrees. A header value that is not a usable number (not finite, a
+``none``) so a fallback is never silent. A header value that is not a usable number (not finite, a
 length <= 0) is ignored and flagged, as is a header beam centre of exactly (0, 0), the detector
 software's "not set". A final beam centre of (0, 0), or further outside the frame than
 ``ingest.beam_center_margin`` of its size, is flagged (GISAXS beams may sit just below the frame).
+Header and sidecar values describe the frame as stored; ``rotate`` then turns a run's frames upright
+before they are stored (geometry and masks with them): some beamlines write frames turned by 90 degrees.
 """
 from __future__ import annotations
 
@@ -61,17 +62,13 @@ class RunSidecar:
                 if f.name != "version" and getattr(self, f.name) is not None}
 
 
-def _v0_to_v1(data: dict) -> dict:
-    """Version 0 (no ``version`` key) had the same keys and meanings as version 1."""
+def _same_keys(data: dict) -> dict:
+    """0 -> 1 and 1 -> 2 keep every key and its meaning: version 0 (no ``version`` key) had version 1's
+    keys, and version 2 added ``rotate`` (a version 1 sidecar: frames upright as stored)."""
     return dict(data)
 
 
-def _v1_to_v2(data: dict) -> dict:
-    """Version 2 added ``rotate``; a version 1 sidecar means the same without it (frames upright as stored)."""
-    return dict(data)
-
-
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _v0_to_v1, 1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {0: _same_keys, 1: _same_keys}
 
 
 def migrate(data: dict, source: str) -> dict:
