@@ -214,6 +214,91 @@ def test_an_hdf5_colour_preview_is_not_taken_for_the_frames(tmp_path):
     assert len(got) == 1 and np.array_equal(got[0], frame)
 
 
+def write_saxs_waxs_nexus(path, saxs, waxs, copy_signal=False):
+    """A NeXus file as Diamond's I22 writes one: two NXdetectors (SAXS, WAXS) with their own pixel
+    size, distance and pixel mask, the SAXS data also the entry's NXdata signal (linked, or copied
+    when ``copy_signal``), a fluorescence analyser whose spectra are no image, and reduced profiles
+    (sectors x q) in NXdetector groups of a processing NXinstrument."""
+    import h5py
+
+    with h5py.File(path, "w") as h:
+        entry = h.create_group("entry1")
+        entry.attrs["NX_class"] = "NXentry"
+        instrument = entry.create_group("instrument")
+        instrument.attrs["NX_class"] = "NXinstrument"
+        for name, data, pixel, distance in (("Pilatus2M", saxs, 172e-6, 3.0), ("Pilatus2M_WAXS", waxs, 75e-6, 0.2)):
+            det = instrument.create_group(name)
+            det.attrs["NX_class"] = "NXdetector"
+            det["data"] = data
+            for key in ("x_pixel_size", "y_pixel_size"):
+                det[key] = pixel
+                det[key].attrs["units"] = "m"
+            det["distance"] = distance
+            det["distance"].attrs["units"] = "m"
+            mask = np.zeros(data.shape[-2:], np.uint32)
+            mask[0] = 1
+            det["pixel_mask"] = mask
+        mca = instrument.create_group("xspress3")
+        mca.attrs["NX_class"] = "NXdetector"
+        mca["data"] = np.ones((len(saxs), 4096), np.uint32)
+        processing = entry.create_group("Pilatus2M_processing")           # GDA's reduced profiles
+        processing.attrs["NX_class"] = "NXinstrument"
+        for name in ("SectorIntegration", "Normalisation"):
+            step = processing.create_group(name)
+            step.attrs["NX_class"] = "NXdetector"
+            step["data"] = np.ones((1, 50, 64), np.float32)
+            step["sas_type"] = b"reduction"
+        processing["SectorIntegration/q"] = np.linspace(0.1, 2.0, 64)
+        processing["SectorIntegration/q"].attrs["axis"] = 1
+        nxdata = entry.create_group("Pilatus2M")
+        nxdata.attrs.update({"NX_class": "NXdata", "signal": "data"})
+        if copy_signal:
+            nxdata["data"] = saxs
+        else:
+            nxdata["data"] = instrument["Pilatus2M/data"]
+        h.attrs["default"] = "entry1"
+        entry.attrs["default"] = "Pilatus2M"
+
+
+@pytest.mark.parametrize("copy_signal", [False, True])
+def test_a_nexus_file_with_saxs_and_waxs_detectors_gives_the_frames_of_both(tmp_path, copy_signal):
+    """Every detector's frames are read, each with its own geometry and mask; the NXdata signal
+    that links (or copies) the SAXS data is not read twice; an analyser's spectra and reduced
+    profiles are not images."""
+    saxs, waxs = frames(2, (48, 40)), frames(3, (40, 64), seed=1)
+    write_saxs_waxs_nexus(tmp_path / "scan.nxs", saxs, waxs, copy_signal)
+    f, got = read_all(tmp_path / "scan.nxs")
+    assert f.n_frames == 5 and [p.n_frames for p in f.detectors] == [2, 3]
+    for a, b in zip(got, [*saxs, *waxs]):
+        np.testing.assert_array_equal(a, b)
+    assert [f.detector(i).frame_path for i in (0, 1, 2, 4)] == ["/entry1/Pilatus2M/data"] * 2 + \
+        ["/entry1/instrument/Pilatus2M_WAXS/data"] * 2
+    assert f.detector(0).header["distance_m"] == pytest.approx(3.0)
+    assert f.detector(2).header == pytest.approx({"distance_m": 0.2, "pixel1_m": 75e-6, "pixel2_m": 75e-6})
+    assert f.detector(3).pixel_mask.shape == (40, 64) and f.detector(3).pixel_mask[0].all()
+    rows = list(file_rows(unit_of(tmp_path / "scan.nxs"), SETTINGS))
+    images = [r for r in rows if r["kind"] == "image"]
+    assert len(images) == 5 and len({r["image_id"] for r in images}) == 5
+    assert [r["pixel1_m"] for r in images] == pytest.approx([172e-6] * 2 + [75e-6] * 3)
+    assert json.loads(images[4]["provenance"])["frame_path"] == "/entry1/instrument/Pilatus2M_WAXS/data"
+    assert rows[-1]["status"] == "ingested" and rows[-1]["frames"] == 5
+
+
+def test_each_panel_of_a_multi_panel_file_gives_its_frames(tmp_path):
+    """HEXRD state files keep each detector panel at /images/<panel>/images: every panel is read."""
+    import h5py
+
+    panels = {"ff1": frames(1, seed=1), "ff2": frames(2, seed=2)}
+    with h5py.File(tmp_path / "state.h5", "w") as h:
+        for name, data in panels.items():
+            h[f"images/{name}/images"] = data
+        h["images/ff3/images"] = panels["ff1"]                  # a copy of a panel's frames is not read twice
+    f, got = read_all(tmp_path / "state.h5")
+    assert [p.frame_path for p in f.detectors] == ["/images/ff2/images", "/images/ff1/images"]
+    for a, b in zip(got, [*panels["ff2"], *panels["ff1"]]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_nan_and_negative_pixels_are_masked_and_a_mostly_invalid_frame_is_quarantined(tmp_path):
     good = frames(1)[0].astype(np.float32)
     good[:5, :5] = np.nan

@@ -8,6 +8,10 @@ Frame discovery, first that gives a numeric dataset with ndim >= 2:
 3. the largest numeric dataset with ndim >= 2 whose name is not a mask, flat field or trim table
    (external links are followed, broken ones remembered for the message).
 
+Then the frames of the file's other detectors are read too (``detector_stacks``): a NeXus file that
+records a SAXS and a WAXS detector gives the frames of both, each with its own NXdetector geometry
+and pixel mask, and a multi-panel file the frames of every panel.
+
 An Eiger master's ``data_NNNNNN`` links count together (all siblings of that name). Every frame is
 ``dataset[i, j, ..., :, :]`` over the leading axes. Virtual datasets whose source files are
 missing and external links whose targets are missing are refused (``missing_source`` /
@@ -151,6 +155,82 @@ def frame_datasets(h5, path: str, patterns: Sequence[str]) -> list:
     for ds in datasets:
         check_sources(ds, path)
     return datasets
+
+
+def detector_stacks(h5, path: str, patterns: Sequence[str]) -> list[list]:
+    """The frame datasets of each detector of an open file, so that no detector's frames are left
+    unread: ``frame_datasets`` first, then
+    - the ``data`` of every other NXdetector of the file's NXentries (a SAXS and a WAXS detector
+      recorded in one NeXus file) that describes a detector and holds no q or angle axis
+      (``_raw_detector``: GDA writes its reduced I(q) profiles as NXdetectors too);
+    - outside NeXus, the dataset of the same name in each sibling group of the frames' group (HEXRD
+      writes each panel of a multi-panel detector as ``/images/<panel>/images``).
+    Another detector's frames must be at least ``MIN_DETECTOR_SIDE`` pixels each way, so that a
+    multi-channel analyser's spectra (points x channels) are not read as images."""
+    stacks = [frame_datasets(h5, path, patterns)]
+    others = [*_sibling_frames(stacks[0]), *(_get(d, "data") for d in _nx_detectors(h5) if _raw_detector(d))]
+    for data in others:
+        if (data is None or not _is_frames(data) or min(data.shape[-2:]) < MIN_DETECTOR_SIDE
+                or any(_same(data, ds) for stack in stacks for ds in stack)):
+            continue
+        check_sources(data, path)
+        stacks.append([data])
+    return stacks
+
+
+def _sibling_frames(datasets: list) -> list:
+    """Datasets named as the (one, non-NeXus) frame dataset in the other groups beside its group."""
+    if len(datasets) != 1 or _nx_class(datasets[0].parent) or datasets[0].parent.name == "/":
+        return []
+    group, name = datasets[0].parent, datasets[0].name.rsplit("/", 1)[-1]
+    siblings = (_get(group.parent, n) for n in sorted(group.parent))
+    return [_get(g, name) for g in siblings if g is not None and hasattr(g, "keys") and g != group]
+
+
+MIN_DETECTOR_SIDE = 32
+REDUCED_AXES = re.compile(r"^(q[xyz]?|q_.*|chi|azimuth(al)?|two_?theta|2theta|radial|angle)$", re.IGNORECASE)
+DETECTOR_FIELDS = {"x_pixel_size", "y_pixel_size", "pixel_mask", "distance", "detector_distance", "beam_center_x",
+                   "description", "local_name", "detector_number", "count_time", "frame_time", "saturation_value",
+                   "sensor_material", "detectorSpecific"}
+
+
+def _raw_detector(group) -> bool:
+    """An NXdetector of raw frames: it names a detector property (NeXus NXdetector fields) and holds
+    no dataset named as a q or angle axis, nor an old-style NeXus axis (reduced data)."""
+    if not DETECTOR_FIELDS & set(group):
+        return False
+    for name in group:
+        obj = _get(group, name)
+        if hasattr(obj, "shape") and (REDUCED_AXES.match(name) or "axis" in obj.attrs or "primary" in obj.attrs):
+            return False
+    return True
+
+
+def _get(group, name: str):
+    """``group[name]``, or None when it is absent or a link that cannot be followed."""
+    try:
+        return group[name] if name in group else None
+    except (KeyError, OSError):
+        return None
+
+
+def _same(a, b) -> bool:
+    """The same frames: one HDF5 object however reached (hard, soft or external link), or a copy
+    (same shape, dtype and first frame, as when a writer copies the detector's data into NXdata)."""
+    if a == b or (a.name == b.name and os.path.realpath(a.file.filename) == os.path.realpath(b.file.filename)):
+        return True
+    first = (0,) * (a.ndim - 2)
+    return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a[first], b[first])
+
+
+def _nx_detectors(h5) -> list:
+    """Every NXdetector of every NXinstrument of the file's NXentries, in name order."""
+    def children(group, nx_class):
+        return [g for g in (_get(group, n) for n in sorted(group))
+                if g is not None and hasattr(g, "keys") and _nx_class(g) == nx_class]
+
+    return [detector for entry in children(h5, "NXentry") for instrument in children(entry, "NXinstrument")
+            for detector in children(instrument, "NXdetector")]
 
 
 def check_sources(ds, path: str) -> None:

@@ -52,8 +52,22 @@ MAX_BYTES = 4 << 30
 
 
 @dataclass
+class DetectorPart:
+    """The frames of one detector in a file: how many, its header geometry, pixel mask and HDF5 path."""
+
+    n_frames: int
+    header: dict = field(default_factory=dict)
+    pixel_mask: np.ndarray | None = None
+    frame_path: str | None = None       # HDF5 dataset(s) of the frames
+
+
+@dataclass
 class DetectorFile:
-    """An open detector file: ``frame(i)`` for i in range(n_frames), header geometry, pixel mask."""
+    """An open detector file: ``frame(i)`` for i in range(n_frames), header geometry, pixel mask.
+
+    ``header``, ``pixel_mask`` and ``frame_path`` describe the file's (first) detector; a file that
+    records several detectors (a NeXus file with a SAXS and a WAXS detector) lists them all in
+    ``detectors``, whose frames follow one another in ``frame(i)``: ``detector(i)`` is frame i's."""
 
     format: str
     n_frames: int
@@ -63,6 +77,15 @@ class DetectorFile:
     frame_path: str | None = None       # HDF5 dataset(s) of the frames
     compression: str = ""               # gz | bz2 | xz | ""
     reader: str = ""                    # fabio class (or h5py / tifffile)
+    detectors: list[DetectorPart] = field(default_factory=list)
+
+    def detector(self, i: int) -> DetectorPart:
+        """The detector that recorded frame ``i``."""
+        for part in self.detectors:
+            if i < part.n_frames:
+                return part
+            i -= part.n_frames
+        return DetectorPart(self.n_frames, self.header, self.pixel_mask, self.frame_path)
 
 
 @dataclass
@@ -335,16 +358,19 @@ def _open_hdf5(path: str, found: Sniffed, patterns: Sequence[str]) -> Iterator[D
     from xray_spark.io import hdf5_frames
 
     with h5py.File(found.source(path), "r") as h5:
-        datasets = hdf5_frames.frame_datasets(h5, path, patterns)
-        index = []  # (dataset, leading index) per frame
-        for ds in datasets:
-            index.extend((ds, np.unravel_index(i, ds.shape[:-2])) for i in range(int(np.prod(ds.shape[:-2]))))
-        names = [ds.name for ds in datasets]
-        frame_path = names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]} ({len(names)} datasets)"
+        index, parts = [], []  # (dataset, leading index) per frame; one DetectorPart per detector
+        for datasets in hdf5_frames.detector_stacks(h5, path, patterns):
+            first = len(index)
+            for ds in datasets:
+                index.extend((ds, np.unravel_index(i, ds.shape[:-2])) for i in range(int(np.prod(ds.shape[:-2]))))
+            names = [ds.name for ds in datasets]
+            parts.append(DetectorPart(len(index) - first, hdf5_frames.nexus_header(h5, datasets),
+                                      hdf5_frames.pixel_mask(h5, datasets),
+                                      names[0] if len(names) == 1 else f"{names[0]} .. {names[-1]} ({len(names)} datasets)"))
 
         def frame(i: int) -> np.ndarray:
             ds, k = index[i]
             return _checked(np.asarray(ds[k + (slice(None), slice(None))]), path, i)
 
-        yield DetectorFile("hdf5", len(index), frame, hdf5_frames.nexus_header(h5, datasets),
-                           hdf5_frames.pixel_mask(h5, datasets), frame_path, found.compression, "h5py")
+        yield DetectorFile("hdf5", len(index), frame, parts[0].header, parts[0].pixel_mask, parts[0].frame_path,
+                           found.compression, "h5py", parts if len(parts) > 1 else [])

@@ -85,14 +85,15 @@ def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict,
     if _constant(raw):
         raise UnreadableFile("empty_frame", f"{unit['path']} frame {i}: every pixel is {raw.flat[0]!r} (an empty "
                              "frame, or the fill value of data that is missing): not an image")
-    geometry, sources, flags = resolve_geometry(detector_file.header, sidecar, settings["defaults"],
+    part = detector_file.detector(i)
+    geometry, sources, flags = resolve_geometry(part.header, sidecar, settings["defaults"],
                                                 shape, settings["beam_center_margin"])
     detector, detector_flags = masks.identify(geometry.detector, shape)
     flags = [*flags, *detector_flags]
     user_mask = masks.read_mask_file(sidecar["mask"]) if sidecar.get("mask") else None
     gaps = masks.gap_mask(detector, shape)
     try:
-        mask = masks.combine_masks(shape, gaps, detector_file.pixel_mask, user_mask)
+        mask = masks.combine_masks(shape, gaps, part.pixel_mask, user_mask)
     except ValueError as e:
         raise UnreadableFile("bad_mask", f"{unit['path']} frame {i}: {e}") from None
     bad = bad_pixel_count(raw, mask)
@@ -109,11 +110,11 @@ def _frame_row(unit: dict, settings: dict, detector_file, i: int, sidecar: dict,
     provenance = {"archive": settings["archive"], "path": unit["path"], "size": unit["size"],
                   "mtime": unit["mtime"], "checksum": digest, "frame": i, "format": detector_file.format,
                   "reader": detector_file.reader, "compression": detector_file.compression,
-                  "frame_path": detector_file.frame_path,
+                  "frame_path": part.frame_path,
                   "parts": [p.rsplit("/", 1)[-1] for p in unit["parts"]], "geometry_source": sources,
                   "flags": flags, "bad_pixels": bad, "rotate": turns,
                   "masks": {"detector_gaps": detector.name if gaps is not None else None,
-                            "file_pixel_mask": detector_file.pixel_mask is not None,
+                            "file_pixel_mask": part.pixel_mask is not None,
                             "user_mask": sidecar.get("mask")}}
     record = schema.image_record(
         image_id=image_id(unit["path"], i), source="archive", beamtime=unit["beamtime"], run_id=unit["run_id"],

@@ -115,7 +115,7 @@ def raw_frame(config, entry: dict) -> tuple[np.ndarray, np.ndarray]:
 
     with open_detector_file(entry["file"], config.ingest.hdf5_datasets) as f:
         raw = f.frame(entry["frame"]).astype(np.float64)
-        return raw, bad_pixels(raw, f.pixel_mask)
+        return raw, bad_pixels(raw, f.detector(entry["frame"]).pixel_mask)
 
 
 def matching_config(config, entry: dict, row: dict):
