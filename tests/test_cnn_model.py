@@ -52,6 +52,21 @@ def _save_cnn(tmp_path, tag_names):
     return model
 
 
+def test_unknown_labels_are_left_out_of_the_partial_loss():
+    """Self-training's labels: -1 is an unknown tag; the loss averages over the known tags only,
+    and with every tag known it is the plain (weighted) loss."""
+    y_pred = np.array([[0.9, 0.2, 0.6], [0.3, 0.5, 0.5]], np.float32)
+    known = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], np.float32)
+    partial = np.array([[1.0, -1.0, 1.0], [-1.0, -1.0, -1.0]], np.float32)
+    weights = np.array([2.0, 1.0, 1.0])
+    full = weighted_binary_crossentropy(weights)(known, y_pred).numpy()
+    masked = weighted_binary_crossentropy(weights, partial=True)(partial, y_pred).numpy()
+    assert masked[0] == pytest.approx(-(2 * np.log(0.9) + np.log(0.6)) / 2, rel=1e-5)
+    assert masked[1] == 0.0                                  # nothing known: no loss
+    np.testing.assert_allclose(weighted_binary_crossentropy(weights, partial=True)(known, y_pred).numpy(), full,
+                               rtol=1e-6)
+
+
 def test_saved_cnn_reloads_through_the_registry_with_the_same_scores(tmp_path):
     model = _save_cnn(tmp_path, ["GISAXS", "Thin film", "Horizon"])
     images = np.random.default_rng(1).random((5, 40, 40), dtype=np.float32)

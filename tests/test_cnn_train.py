@@ -16,6 +16,7 @@ from conftest import CLUSTER
 
 from xray_spark import modeldir, schema
 from xray_spark.cnn import training
+from xray_spark.cnn.self_training import TARGET_RUN, self_train
 from xray_spark.config import load_config
 from xray_spark.labelling.scoring import predict
 
@@ -96,3 +97,41 @@ def test_predict_writes_the_table_idempotently_with_the_models_scores(spark, tra
     columns = [list(row.scored_tags).index(t) for t in TAGS]
     assert list(row.labels[columns]) == [1, 1]
     assert result["evaluation"].mean_ap > 0.7
+
+
+def test_self_training_fine_tunes_on_confident_pseudo_labels_of_the_target_frames(spark, trained, tmp_path):
+    """The source model's confident tags on the target frames are their labels (unknown between the
+    two scores); the target runs never validate; the model starts from the source's weights and is
+    one that predict loads."""
+    import dataclasses
+
+    config, images, _, _ = trained
+    source = config.paths.local("models", config.cnn.model_name)
+    target = write_ring_table(spark, (tmp_path / "target").as_uri(), 48, start=5000)
+    config = dataclasses.replace(config, adapt=dataclasses.replace(config.adapt, epochs=1, positive_score=0.6,
+                                                                   negative_score=0.4))
+    manifest = self_train(spark, config, source, target, images, name="self-trained")
+    adaptation = manifest["adaptation"]
+    assert adaptation["source_model_id"] == modeldir.read_manifest(source)["model_id"]
+    assert (adaptation["images"], adaptation["synthetic_images"], adaptation["target_repeats"]) == (48, 192, 1)
+
+    # the pseudo-label counts are the source model's scores on the target frames, cut at the two scores
+    result = predict(spark, str(source), target, (tmp_path / "source-predictions").as_uri())
+    scores = np.stack(pd.read_parquet(tmp_path / "source-predictions").scores)
+    tags = modeldir.read_manifest(source)["tags"]
+    for j, tag in enumerate(tags):
+        s = scores[:, j]
+        assert adaptation["pseudo_labels"][tag] == [int((s >= 0.6).sum()), int((s <= 0.4).sum()),
+                                                   int(((s > 0.4) & (s < 0.6)).sum())], tag
+    assert sum(p for p, _, _ in adaptation["pseudo_labels"].values()) > 0
+    plan = json.loads((config.paths.local("models", "self-trained") / "data" / "plan.json").read_text())
+    assert plan["partial_labels"] and plan["init_weights"].endswith("weights.h5")
+    assert plan["validation_runs"] and not any(r.startswith(TARGET_RUN) for r in plan["validation_runs"])
+
+    adapted = modeldir.load(config.paths.local("models", "self-trained"))
+    before = modeldir.load(source).model.get_layer("fc7").get_weights()[0]
+    after = adapted.model.get_layer("fc7").get_weights()[0]
+    assert not np.array_equal(before, after) and np.corrcoef(before.ravel(), after.ravel())[0, 1] > 0.9
+    again = predict(spark, str(config.paths.local("models", "self-trained")), target, (tmp_path / "p").as_uri())
+    assert (again["rows"], again["errors"], again["model_id"]) == (48, 0, manifest["model_id"])
+    assert result["rows"] == 48

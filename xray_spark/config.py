@@ -236,6 +236,15 @@ class BofConfig:
 
 
 @dataclass
+class AdaptConfig:
+    positive_score: float = option(0.9, "self-training: a tag scored at least this is a pseudo-positive", min=0.0, max=1.0)
+    negative_score: float = option(0.1, "self-training: a tag scored at most this is a pseudo-negative", min=0.0, max=1.0)
+    target_share: float = option(0.25, "self-training: share of the target frames in the training mix", gt=0.0, max=0.9)
+    epochs: int = option(2, "self-training: epochs of fine-tuning on the mix", min=1)
+    learning_rate: float = option(0.002, "self-training: SGD learning rate of one rank (a fifth of training's)", min=0.0)
+
+
+@dataclass
 class NightlyConfig:
     models: list[str] = option(["cnn-top17"], "model directories (names under paths.models, or paths; cnn-top17 = the "
                                "pretrained CNN shipped with the package) that label each night; [] = ingest and report only")
@@ -329,6 +338,7 @@ class Config:
     simulate: SimulateConfig = field(default_factory=SimulateConfig)
     horovod: HorovodConfig = field(default_factory=HorovodConfig)
     cnn: CnnConfig = field(default_factory=CnnConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
     bof: BofConfig = field(default_factory=BofConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)

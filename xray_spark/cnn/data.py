@@ -32,13 +32,16 @@ def split_by_run(spark, images_url: str, out_url: str, tag_set: Sequence[str], *
                  seed: int, ranks: int, row_group_size_mb: int) -> dict:
     """Write the labelled images of ``images_url`` as ``out_url/train`` and ``out_url/validation``.
 
-    Whole runs go to validation (``metrics.split_runs``). Returns the split facts: table URLs,
-    row counts, validation runs and the training positives per tag of ``tag_set``.
+    Whole runs go to validation (``metrics.split_runs``), never a run with unknown labels (a tag
+    below 0: pseudo-labels, ``self_training``), which would have no true labels to validate on.
+    Returns the split facts: table URLs, row counts, validation runs, the training positives per
+    tag of ``tag_set`` and whether some labels are unknown (``partial_labels``).
     """
     from pyspark.sql import functions as F
 
     images = spark.read.parquet(images_url).filter("labelled")
-    runs = [r.run_id for r in images.select("run_id").distinct().collect()]
+    partial = {r.run_id for r in images.filter(F.array_min("tags") < 0).select("run_id").distinct().collect()}
+    runs = [r.run_id for r in images.select("run_id").distinct().collect() if r.run_id not in partial]
     validation_runs = sorted(metrics.split_runs(runs, fraction, seed))
     in_validation = F.col("run_id").isin(validation_runs)
     urls = {"train": f"{out_url}/train", "validation": f"{out_url}/validation"}
@@ -49,14 +52,14 @@ def split_by_run(spark, images_url: str, out_url: str, tag_set: Sequence[str], *
     index = [tagmod.names().index(n) for n in tag_set]
     train = spark.read.parquet(urls["train"])
     sums = train.select(F.count(F.lit(1)).alias("rows"),
-                        *[F.sum(F.col("tags")[i]).alias(f"t{i}") for i in index]).first()
+                        *[F.sum((F.col("tags")[i] > 0).cast("int")).alias(f"t{i}") for i in index]).first()
     validation_rows = spark.read.parquet(urls["validation"]).count()
     if sums["rows"] == 0 or validation_rows == 0:
         raise ValueError(f"{images_url}: the split by run left {sums['rows']} training and {validation_rows} "
                          f"validation images (runs: {len(runs)}); training needs labelled images in both")
     return {"images_url": images_url, "train_url": urls["train"], "validation_url": urls["validation"],
             "train_rows": int(sums["rows"]), "validation_rows": int(validation_rows),
-            "validation_runs": validation_runs,
+            "validation_runs": validation_runs, "partial_labels": bool(partial),
             "train_positives": [int(sums[f"t{i}"] or 0) for i in index]}
 
 

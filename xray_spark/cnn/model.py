@@ -107,21 +107,27 @@ def build_model(arch: Architecture, n_tags: int):
     return keras.Model(inputs, outputs, name="alexnet_multilabel")
 
 
-def weighted_binary_crossentropy(positive_weights: np.ndarray | None):
+def weighted_binary_crossentropy(positive_weights: np.ndarray | None, partial: bool = False):
     """Binary cross-entropy averaged over tags; positives of tag j weigh ``positive_weights[j]``.
 
     ``None`` gives the plain loss. Weights > 1 counter rare tags (few positives per batch).
+    ``partial``: a label below 0 is unknown (a pseudo-label that was not confident, ``self_training``)
+    and left out; each image's loss is the mean over its known tags (0 when it has none).
     """
     import tensorflow as tf
 
-    if positive_weights is None:
+    if positive_weights is None and not partial:
         return tf.keras.losses.BinaryCrossentropy(name="bce")
-    w = tf.constant(np.asarray(positive_weights, np.float32))
+    w = tf.constant(np.asarray(1.0 if positive_weights is None else positive_weights, np.float32))
 
     def loss(y_true, y_pred):
         p = tf.clip_by_value(tf.cast(y_pred, tf.float32), 1e-7, 1.0 - 1e-7)
         y = tf.cast(y_true, tf.float32)
-        return tf.reduce_mean(-(w * y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p)), axis=-1)
+        terms = -(w * tf.maximum(y, 0.0) * tf.math.log(p) + (1.0 - tf.abs(y)) * tf.math.log(1.0 - p))
+        if not partial:
+            return tf.reduce_mean(terms, axis=-1)
+        known = tf.cast(y >= 0.0, tf.float32)
+        return tf.reduce_sum(terms * known, axis=-1) / tf.maximum(tf.reduce_sum(known, axis=-1), 1.0)
 
     return loss
 

@@ -99,7 +99,7 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
     model = build_model(Architecture(**plan["architecture"]), len(plan["tags"]))
     optimizer = hvd.DistributedOptimizer(tf.keras.optimizers.legacy.SGD(c.learning_rate, momentum=c.momentum))
     weights = np.asarray(plan["positive_weights"], np.float32) if plan["positive_weights"] else None
-    model.compile(optimizer, weighted_binary_crossentropy(weights))
+    model.compile(optimizer, weighted_binary_crossentropy(weights, plan.get("partial_labels", False)))
 
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
@@ -107,6 +107,8 @@ def train_rank(config, plan: dict, stop_after_epochs: int | None = None) -> dict
     latest = hvd_tf.broadcast_object(manager.latest_checkpoint, root_rank=0)
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
+    elif plan.get("init_weights"):   # fine-tuning: start from a trained model's weights (rank 0's are broadcast)
+        model.load_weights(plan["init_weights"])
     initial_epoch = int(epoch.numpy())
 
     history, validation_scores = [], {}
@@ -212,8 +214,10 @@ def epoch_progress(epochs: list[dict], total: int) -> str:
             f"validation mAP {last.get('val_mAP', float('nan')):.4f}, ETA {eta:.0f} s")
 
 
-def prepare(spark, config, images_url: str, fresh: bool = False) -> dict:
-    """The training plan: a new split by run, or the saved one when resuming from a checkpoint."""
+def prepare(spark, config, images_url: str, fresh: bool = False, init_model: Path | None = None) -> dict:
+    """The training plan: a new split by run, or the saved one when resuming from a checkpoint.
+    ``init_model``: a CNN model directory of the same architecture and tags whose weights the
+    training starts from (fine-tuning) instead of a random initialisation."""
     c = config.cnn
     model_dir = config.paths.local("models", config.cnn.model_name)
     if fresh:
@@ -222,6 +226,13 @@ def prepare(spark, config, images_url: str, fresh: bool = False) -> dict:
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     tag_set = tagmod.resolve(c.tag_set)
     arch = dataclasses.asdict(architecture(c))
+    init_weights = None
+    if init_model is not None:
+        source = modeldir.read_manifest(init_model)
+        if source.get("architecture") != arch or source.get("tags") != tag_set:
+            raise ValueError(f"{init_model}: its architecture or tags differ from this training's (cnn.preset, "
+                             "cnn.input_size, cnn.width, cnn.dense_units, cnn.tag_set); set them as the model's")
+        init_weights = str(Path(init_model) / WEIGHTS)
     plan_path = model_dir / "data" / "plan.json"
     if plan_path.is_file() and (model_dir / "checkpoints" / "checkpoint").is_file():
         plan = json.loads(plan_path.read_text())
@@ -237,7 +248,7 @@ def prepare(spark, config, images_url: str, fresh: bool = False) -> dict:
                               row_group_size_mb=config.tables.row_group_size_mb)
     sizes = (spark.read.parquet(split["train_url"]).groupBy("height", "width").count()
              .orderBy("count", ascending=False).first())
-    plan = {**split, "model_dir": str(model_dir), "tags": tag_set, "architecture": arch,
+    plan = {**split, "model_dir": str(model_dir), "tags": tag_set, "architecture": arch, "init_weights": init_weights,
             "stored_size": [int(sizes["height"]), int(sizes["width"])],
             "positive_weights": None if c.positive_weights == "none" else
             data.positive_weights(split["train_positives"], split["train_rows"], c.max_positive_weight).tolist()}
@@ -266,13 +277,15 @@ def probe_horovod_builds() -> None:
         gc.unfreeze()
 
 
-def train(spark, config, images_url: str, *, stop_after_epochs: int | None = None, fresh: bool = False) -> list[dict]:
-    """Plan, then train on ``horovod.num_proc`` ranks; returns each rank's result (rank order)."""
+def train(spark, config, images_url: str, *, stop_after_epochs: int | None = None, fresh: bool = False,
+          init_model: Path | None = None) -> list[dict]:
+    """Plan, then train on ``horovod.num_proc`` ranks; returns each rank's result (rank order).
+    ``init_model``: start from that model directory's weights (``prepare``)."""
     import horovod.spark
 
     probe_horovod_builds()
     with stage(spark, "train_cnn: split by run", config.progress.interval_s):
-        plan = prepare(spark, config, images_url, fresh)
+        plan = prepare(spark, config, images_url, fresh, init_model)
     n = config.horovod.num_proc
     epochs_file = Path(plan["model_dir"]) / "checkpoints" / "epochs.jsonl"
     with stage(spark, f"train_cnn: Horovod training on {n} ranks", config.progress.interval_s,

@@ -1,10 +1,15 @@
-"""`xray-spark adapt`: a CNN adapted to an unlabelled archive by re-estimating its batch-norm
-statistics on the archive's images (AdaBN, ``cnn.adaptation``); writes a new model directory."""
+"""`xray-spark adapt`: a CNN adapted to an unlabelled archive; writes a new model directory.
+
+``--method adabn`` (default) re-estimates its batch-norm statistics on the archive's images
+(``cnn.adaptation``); ``--method self-training`` trains it on with its own confident tags on the
+archive's images as labels, mixed with generated images (``cnn.self_training``, settings ``adapt``).
+No label of the archive is read."""
 from __future__ import annotations
 
 import time
 
 from xray_spark.cnn.adaptation import AdaptationError, adapt
+from xray_spark.cnn.self_training import self_train
 from xray_spark.jobs import JobError, model_directory, spark_session
 from xray_spark.logs import summary
 from xray_spark.paths import SHIPPED_MODEL
@@ -18,6 +23,12 @@ def add_arguments(parser) -> None:
                              "labels are not used")
     parser.add_argument("--output", metavar="NAME", help="name of the adapted model under paths.models "
                                                           "(default: <model name>-adapted)")
+    parser.add_argument("--method", choices=["adabn", "self-training"], default="adabn",
+                        help="adabn: batch-norm statistics of the target frames (minutes); self-training: train on "
+                             "with the model's confident tags on the target frames (needs --synthetic)")
+    parser.add_argument("--synthetic", metavar="URL",
+                        help="self-training: images table of generated images with exact tags to mix in "
+                             "(xray-spark generate), e.g. the one the model was trained on")
 
 
 def run(config, args) -> int:
@@ -27,14 +38,22 @@ def run(config, args) -> int:
     output = config.paths.local("models", name)
     if output.resolve() == directory.resolve():
         raise JobError(f"--output {name}: is the model being adapted; give another name")
+    if args.method == "self-training" and not args.synthetic:
+        raise JobError("--method self-training needs --synthetic URL: generated images with exact tags to mix "
+                       "with the target frames (make them with xray-spark generate)")
     images = args.images or config.paths.url("images")
     with spark_session(config, "adapt") as spark:
         try:
-            manifest = adapt(spark, directory, images, output, name=name, interval_s=config.progress.interval_s)
-        except AdaptationError as e:
+            if args.method == "adabn":
+                manifest = adapt(spark, directory, images, output, name=name, interval_s=config.progress.interval_s)
+            else:
+                manifest = self_train(spark, config, directory, images, args.synthetic, name=name)
+        except (AdaptationError, ValueError) as e:
             raise JobError(str(e)) from None
     n = manifest["adaptation"]["images"]
-    print(f"model {manifest['model_id']} in {output}: {manifest['adaptation']['source_model_id']} with the "
-          f"batch-norm statistics of {n} images of {images}")
+    how = ("the batch-norm statistics of" if args.method == "adabn" else
+           "self-trained on the confident tags of")
+    print(f"model {manifest['model_id']} in {output}: {manifest['adaptation']['source_model_id']} with {how} "
+          f"{n} images of {images}")
     summary("adapt", time.monotonic() - started, "images", read=n)
     return 0
