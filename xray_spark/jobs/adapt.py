@@ -51,9 +51,8 @@ def run(config, args) -> int:
         except (AdaptationError, ValueError) as e:
             raise JobError(str(e)) from None
     n = manifest["adaptation"]["images"]
-    how = ("the batch-norm statistics of" if args.method == "adabn" else
-           "self-trained on the confident tags of")
-    print(f"model {manifest['model_id']} in {output}: {manifest['adaptation']['source_model_id']} with {how} "
+    how = "with the batch-norm statistics of" if args.method == "adabn" else "self-trained on the confident tags of"
+    print(f"model {manifest['model_id']} in {output}: {manifest['adaptation']['source_model_id']} {how} "
           f"{n} images of {images}")
     summary("adapt", time.monotonic() - started, "images", read=n)
     return 0
