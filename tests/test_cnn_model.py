@@ -30,6 +30,21 @@ def test_cpu_preset_is_small_and_overrides_come_from_the_configuration():
     assert model.count_params() < 2e6
 
 
+def test_contrast_only_feeds_the_network_the_image_at_its_own_contrast_alone():
+    """cnn.contrast_only: one input channel, the standardised image, so a frame's count scale (a
+    multiplied exposure) does not change its scores; the default keeps both channels."""
+    import numpy as np
+
+    arch = architecture(load_config(None, ["cnn.contrast_only=true"]).cnn)
+    assert arch.contrast_only and arch.contrast_channel
+    model = build_model(arch, 3)
+    assert model.get_layer("conv1").input.shape[-1] == 1
+    assert build_model(architecture(load_config(None, []).cnn), 3).get_layer("conv1").input.shape[-1] == 2
+    image = np.random.default_rng(0).random((1, 64, 64, 1)).astype(np.float32) * 0.4 + 0.1
+    for changed in (image + 0.15, image * 1.7):     # counts x e^(0.15 log1p(full scale)); a contrast stretch
+        np.testing.assert_allclose(model(changed).numpy(), model(image).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_positive_weights_weigh_only_the_positives():
     import tensorflow as tf
 

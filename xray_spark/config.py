@@ -117,6 +117,7 @@ class CnnConfig:
     augment_max_background: float = option(30.0, "flat background added to half the images, 1 .. this many counts (log-uniform)", min=0.0)
     augment_max_blocks: int = option(3, "up to this many masked rectangles per image (each drawn with p=0.3)", min=0)
     augment_rotate: bool = option(False, "also turn training images by quarter turns (frames are stored rotated)")
+    contrast_only: bool = option(False, "input: only the image at its own contrast, not also at the fixed log scale")
 
 
 @dataclass

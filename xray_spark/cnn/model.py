@@ -41,6 +41,7 @@ class Architecture:
     dropout: float
     batch_norm: bool
     contrast_channel: bool = False
+    contrast_only: bool = False          # the image at its own contrast alone, without the fixed log scale
 
 
 PRESETS = {
@@ -56,6 +57,8 @@ def architecture(cnn_config) -> Architecture:
     arch = PRESETS[cnn_config.preset]
     overrides = {k: getattr(cnn_config, k) for k in ("input_size", "width", "dense_units")
                  if getattr(cnn_config, k) is not None}
+    if cnn_config.contrast_only:
+        overrides.update(contrast_channel=True, contrast_only=True)
     return dataclasses.replace(arch, **overrides)
 
 
@@ -88,7 +91,8 @@ def build_model(arch: Architecture, n_tags: int):
     inputs = keras.Input((None, None, 1), name="image")
     x = layers.Resizing(arch.input_size, arch.input_size, interpolation="area", name="resize")(inputs)
     if arch.contrast_channel:
-        x = layers.Concatenate(name="with_contrast")([x, layers.Lambda(image_contrast, name="contrast")(x)])
+        contrast = layers.Lambda(image_contrast, name="contrast")(x)
+        x = contrast if arch.contrast_only else layers.Concatenate(name="with_contrast")([x, contrast])
     kernels = (arch.conv1_kernel, 5, 3, 3, 3)
     for i, (filters, kernel) in enumerate(zip(CONV_FILTERS, kernels)):
         x = layers.Conv2D(max(8, round(filters * arch.width)), kernel,

@@ -229,7 +229,7 @@ def prepare(spark, config, images_url: str, fresh: bool = False, init_model: Pat
     init_weights = None
     if init_model is not None:
         source = modeldir.read_manifest(init_model)
-        if source.get("architecture") != arch or source.get("tags") != tag_set:
+        if dataclasses.asdict(Architecture(**source["architecture"])) != arch or source.get("tags") != tag_set:
             raise ValueError(f"{init_model}: its architecture or tags differ from this training's (cnn.preset, "
                              "cnn.input_size, cnn.width, cnn.dense_units, cnn.tag_set); set them as the model's")
         init_weights = str(Path(init_model) / WEIGHTS)
