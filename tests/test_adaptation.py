@@ -63,3 +63,5 @@ def test_adapt_job_says_what_is_wrong_before_spark_starts(tmp_path, capsys):
     (trained / "manifest.json").write_text((SHIPPED_MODELS / SHIPPED_MODEL / "manifest.json").read_text())
     assert main(["--set", f"paths.root={tmp_path}", "adapt", "--model", "mine", "--output", "mine"]) == 2
     assert "is the model being adapted" in capsys.readouterr().err
+    assert main(["--set", f"paths.root={tmp_path}", "adapt", "--model", "mine", "--method", "self-training"]) == 2
+    assert "--method self-training needs --synthetic URL" in capsys.readouterr().err
