@@ -40,8 +40,9 @@ def split_by_run(spark, images_url: str, out_url: str, tag_set: Sequence[str], *
     from pyspark.sql import functions as F
 
     images = spark.read.parquet(images_url).filter("labelled")
-    partial = {r.run_id for r in images.filter(F.array_min("tags") < 0).select("run_id").distinct().collect()}
-    runs = [r.run_id for r in images.select("run_id").distinct().collect() if r.run_id not in partial]
+    lowest = images.groupBy("run_id").agg(F.min(F.array_min("tags")).alias("lowest")).collect()  # one row per run
+    partial = {r.run_id for r in lowest if r.lowest < 0}
+    runs = [r.run_id for r in lowest if r.run_id not in partial]
     validation_runs = sorted(metrics.split_runs(runs, fraction, seed))
     in_validation = F.col("run_id").isin(validation_runs)
     urls = {"train": f"{out_url}/train", "validation": f"{out_url}/validation"}

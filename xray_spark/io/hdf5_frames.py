@@ -160,7 +160,7 @@ def frame_datasets(h5, path: str, patterns: Sequence[str]) -> list:
 def detector_stacks(h5, path: str, patterns: Sequence[str]) -> list[list]:
     """The frame datasets of each detector of an open file, so that no detector's frames are left
     unread: ``frame_datasets`` first, then
-    - the ``data`` of every other NXdetector of the file's NXentries (a SAXS and a WAXS detector
+    - the ``data`` of every other NXdetector of the file's entries (a SAXS and a WAXS detector
       recorded in one NeXus file) that describes a detector and holds no q or angle axis
       (``_raw_detector``: GDA writes its reduced I(q) profiles as NXdetectors too);
     - outside NeXus, the dataset of the same name in each sibling group of the frames' group (HEXRD
@@ -224,13 +224,14 @@ def _same(a, b) -> bool:
 
 
 def _nx_detectors(h5) -> list:
-    """Every NXdetector of every NXinstrument of the file's NXentries, in name order."""
-    def children(group, nx_class):
-        return [g for g in (_get(group, n) for n in sorted(group))
-                if g is not None and hasattr(g, "keys") and _nx_class(g) == nx_class]
+    """Every NXdetector of the instruments (NXinstrument, or a group named ``instrument``) of the
+    file's top-level groups, in name order."""
+    def groups(parent):
+        return [g for g in (_get(parent, n) for n in sorted(parent)) if g is not None and hasattr(g, "keys")]
 
-    return [detector for entry in children(h5, "NXentry") for instrument in children(entry, "NXinstrument")
-            for detector in children(instrument, "NXdetector")]
+    return [detector for entry in groups(h5) for instrument in groups(entry)
+            if _nx_class(instrument) == "NXinstrument" or instrument.name.rsplit("/", 1)[-1] == "instrument"
+            for detector in groups(instrument) if _nx_class(detector) == "NXdetector"]
 
 
 def check_sources(ds, path: str) -> None:
@@ -291,13 +292,8 @@ def detector_group(h5, datasets: list):
         return parent
     if "/entry/instrument/detector" in h5:
         return h5["/entry/instrument/detector"]
-    for name in h5:                  # any NXentry's NXinstrument's NXdetector (GDA: /entry1/instrument/Pilatus2M)
-        instrument = h5[name].get("instrument") if hasattr(h5[name], "keys") else None
-        for sub in (instrument if instrument is not None and hasattr(instrument, "keys") else []):
-            group = instrument.get(sub)
-            if group is not None and hasattr(group, "keys") and _nx_class(group) == "NXdetector" and "x_pixel_size" in group:
-                return group
-    return None
+    # any entry's NXdetector with a pixel size (GDA: /entry1/instrument/Pilatus2M)
+    return next((group for group in _nx_detectors(h5) if "x_pixel_size" in group), None)
 
 
 def nexus_header(h5, datasets: list) -> dict:
