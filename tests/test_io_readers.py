@@ -299,6 +299,42 @@ def test_each_panel_of_a_multi_panel_file_gives_its_frames(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def write_reduced_nexus(path, raw=None):
+    """A processed NeXus file whose default plot is its integration, a stack of I(q) profiles (frames
+    x q, NXdata@axes), beside a cake (chi x q, old-style ``axes``), and the raw frames when given."""
+    import h5py
+
+    with h5py.File(path, "w") as h:
+        entry = h.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        result = entry.create_group("result")
+        result.attrs.update({"NX_class": "NXdata", "signal": "data", "axes": ["frame", "q"]})
+        result["data"] = np.ones((12, 500), np.float32)
+        result["q"] = np.linspace(0.1, 3.0, 500)
+        cake = entry.create_group("cake")
+        cake["I"] = np.ones((360, 800), np.float32)
+        cake["I"].attrs.update({"signal": 1, "axes": "chi:2theta"})
+        if raw is not None:
+            entry["data/data"] = raw
+        h.attrs["default"] = "entry"
+        entry.attrs["default"] = "result"
+
+
+def test_reduced_data_is_not_taken_for_frames(tmp_path):
+    """Profiles and cakes named by their q or angle axes are skipped: the raw frames of the file are
+    read; a file of reduced data alone is quarantined as such, not stored as an image."""
+    raw = frames(2, (48, 40))
+    write_reduced_nexus(tmp_path / "processed.nxs", raw)
+    f, got = read_all(tmp_path / "processed.nxs")
+    assert f.n_frames == 2 and f.detector(0).frame_path == "/entry/data/data"
+    for a, b in zip(got, raw):
+        np.testing.assert_array_equal(a, b)
+    write_reduced_nexus(tmp_path / "reduced.nxs")
+    rows = list(file_rows(unit_of(tmp_path / "reduced.nxs"), SETTINGS))
+    assert [r["kind"] for r in rows] == ["quarantine", "file"] and rows[0]["reason"] == "reduced_data"
+    assert "/entry/result/data is reduced data (axes q)" in rows[0]["error"]
+
+
 def test_nan_and_negative_pixels_are_masked_and_a_mostly_invalid_frame_is_quarantined(tmp_path):
     good = frames(1)[0].astype(np.float32)
     good[:5, :5] = np.nan

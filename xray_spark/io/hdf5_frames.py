@@ -8,6 +8,10 @@ Frame discovery, first that gives a numeric dataset with ndim >= 2:
 3. the largest numeric dataset with ndim >= 2 whose name is not a mask, flat field or trim table
    (external links are followed, broken ones remembered for the message).
 
+None of them takes reduced data: a dataset whose last two axes are named (NXdata@axes, or its own
+old-style ``axes``) as q or angle axes is a stack of I(q) profiles or a cake, not frames. A file
+that holds only reduced data is refused as ``reduced_data``.
+
 Then the frames of the file's other detectors are read too (``detector_stacks``): a NeXus file that
 records a SAXS and a WAXS detector gives the frames of both, each with its own NXdetector geometry
 and pixel mask, and a multi-panel file the frames of every panel.
@@ -53,19 +57,35 @@ def _nx_class(obj) -> str:
 
 
 def _signal_of(group):
-    """The frame dataset an NXdata group names (``signal`` attribute, or old-style ``signal=1``)."""
+    """The frame dataset an NXdata group names (``signal`` attribute, or old-style ``signal=1``);
+    None when it names none or its frames are reduced data (``_reduced_axes``)."""
     signal = group.attrs.get("signal")
     if signal is not None:
         name = _text(signal)
         obj = group.get(name) if name in group else None
         if obj is not None and _is_frames(obj):
-            return obj
+            return None if _reduced_axes(obj) else obj
     for name in group:
         obj = group.get(name)
         if obj is not None and hasattr(obj, "attrs") and str(obj.attrs.get("signal", "")) in ("1", "b'1'") \
                 and _is_frames(obj):
-            return obj
+            return None if _reduced_axes(obj) else obj
     return None
+
+
+def _reduced_axes(obj) -> list[str]:
+    """The names of a dataset's last two axes that are q or angle axes, by its NXdata group's
+    ``axes`` attribute or its own old-style ``axes`` ("q:chi"): a stack of I(q) profiles or a cake
+    is reduced data, not detector frames. [] for frames (pixel axes, or no axes named)."""
+    axes = obj.parent.attrs.get("axes") if _nx_class(obj.parent) == "NXdata" else None
+    if axes is None:
+        axes = obj.attrs.get("axes")
+    if axes is None:
+        return []
+    names = [_text(a) for a in np.atleast_1d(np.asarray(axes, dtype=object))]
+    if len(names) == 1:
+        names = re.split(r"[:,\s]+", names[0])
+    return [n for n in names[-2:] if REDUCED_AXES.match(n)]
 
 
 def _nexus_signal(h5):
@@ -85,6 +105,14 @@ def _nexus_signal(h5):
                 if (found := _signal_of(group)) is not None:
                     return found
     return None
+
+
+def _reduced_signal(h5):
+    """The dataset the ``default`` chain names when it is reduced data, else None (for the message)."""
+    entry = h5.get(_text(h5.attrs["default"])) if "default" in h5.attrs else None
+    group = entry.get(_text(entry.attrs["default"])) if hasattr(entry, "keys") and "default" in entry.attrs else None
+    signal = group.get(_text(group.attrs["signal"])) if hasattr(group, "keys") and "signal" in group.attrs else None
+    return signal if signal is not None and hasattr(signal, "shape") and _reduced_axes(signal) else None
 
 
 def _configured(h5, patterns: Sequence[str]) -> list:
@@ -114,7 +142,7 @@ def _largest(h5, broken: list):
             if hasattr(obj, "keys"):
                 if obj.name.count("/") < 12:
                     stack.append(obj)
-            elif _is_frames(obj) and not NOT_FRAMES.search(name):
+            elif _is_frames(obj) and not NOT_FRAMES.search(name) and not _reduced_axes(obj):
                 if best is None or obj.size > best.size:
                     best = obj
     return best
@@ -137,7 +165,7 @@ def frame_datasets(h5, path: str, patterns: Sequence[str]) -> list:
     datasets = [found] if found is not None else []
     if not datasets:
         datasets = [_resolve(path, group, n) for group, n in _configured(h5, patterns)]
-        datasets = [d for d in datasets if hasattr(d, "shape")]
+        datasets = [d for d in datasets if hasattr(d, "shape") and not _reduced_axes(d)]
     broken: list = []
     if not datasets and (found := _largest(h5, broken)) is not None:
         datasets = [found]
@@ -145,6 +173,10 @@ def frame_datasets(h5, path: str, patterns: Sequence[str]) -> list:
         if broken:
             raise UnreadableFile("missing_dataset", f"{path}: no frames; the link(s) {', '.join(broken[:5])} "
                                  "point to files or objects that cannot be opened")
+        if (reduced := _reduced_signal(h5)) is not None:
+            raise UnreadableFile("reduced_data", f"{path}: {reduced.name} is reduced data (axes "
+                                 f"{', '.join(_reduced_axes(reduced))}), not detector frames, and the file holds no "
+                                 "frames; ingest the raw detector files, or set ingest.hdf5_datasets")
         raise UnreadableFile("missing_dataset", f"{path}: no numeric dataset with 2 or more dimensions (tried "
                              f"NXdata@signal, {list(patterns)} and the largest dataset); set ingest.hdf5_datasets")
     first = datasets[0]
