@@ -102,7 +102,7 @@ def main(model: str | None = None):
     synthetic_map = float(np.nanmean([a for t, a in zip(evaluation.labels, evaluation.ap) if t in top17]))
     name = "real_frames" if model is None else f"real_frames_{Path(directory).name}"
     out = {"name": name, "model_id": manifest["model_id"], "model_dir": str(directory),
-           "preprocessing": manifest["preprocessing"], "augment": manifest["training"]["cnn"].get("augment"),
+           "preprocessing": manifest["preprocessing"], "augment": manifest["training"].get("cnn", {}).get("augment"),
            "figure": {"real_mAP": result["mAP"], "unit": "mAP over the top-17 tags with >= 5 positives"},
            "baseline": {"chance": result["chance"]}, "ratio": result["mAP"] / result["chance"],
            "real": result, "synthetic_mAP_top17": synthetic_map,

@@ -34,11 +34,9 @@ SIZES = (100_000, 1_000_000)
 def dimension() -> int:
     from xray_spark.config import load_config
     from xray_spark.explore.embeddings import EmbeddingSettings, embedding_dimension
-    from xray_spark.modeldir import read_manifest
     from xray_spark.paths import SHIPPED_MODEL, SHIPPED_MODELS
 
-    return embedding_dimension(read_manifest(SHIPPED_MODELS / SHIPPED_MODEL),
-                               EmbeddingSettings.from_config(load_config(None, [])))
+    return embedding_dimension(SHIPPED_MODELS / SHIPPED_MODEL, EmbeddingSettings.from_config(load_config(None, [])))
 
 
 def mixture(block: int, n: int, d: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from xray_spark import modeldir, schema
 from xray_spark.cli import main
 from xray_spark.cnn.adaptation import adapt, batch_norm_layers, layer_moments, set_statistics
 from xray_spark.config import load_config
+from xray_spark.ensemble import member_dirs
 from xray_spark.io.ingestion import ingest
 from xray_spark.labelling.scoring import predict
 from xray_spark.paths import SHIPPED_MODEL, SHIPPED_MODELS
@@ -28,7 +29,8 @@ def real_images(spark, tmp_path_factory):
 
 def test_adapted_statistics_are_the_target_frames_own_layer_after_layer(spark, real_images):
     config, images_url, root = real_images
-    source = SHIPPED_MODELS / SHIPPED_MODEL
+    shipped = SHIPPED_MODELS / SHIPPED_MODEL
+    source = member_dirs(shipped, modeldir.read_manifest(shipped))[0]        # one CNN of the shipped ensemble
     manifest = adapt(spark, source, images_url, root / "models" / "adapted", name="adapted")
     adapted = modeldir.load(root / "models" / "adapted")
     assert manifest["model_id"].startswith("adapted-") and adapted.tags == modeldir.load(source).tags

@@ -17,6 +17,7 @@ from xray_spark.explore.embeddings import (
     check_model,
     embed_images,
     embed_rows,
+    embedding_dimension,
     read_embeddings,
     unit_parts,
 )
@@ -95,10 +96,10 @@ def test_spark_and_single_process_give_the_same_bytes_whatever_the_partitioning(
     config = beamtime["config"]
     table = read_embeddings(spark, beamtime["embeddings"]).orderBy("image_id").collect()
     assert len(table) == 24 and all(r["embedding"] is not None for r in table)
-    assert len(table[0]["embedding"]) == 256 + 2 * 48 + 17
     images = spark.read.schema(schema.spark_schema()).parquet(beamtime["images"])
     settings = EmbeddingSettings.from_config(config)
     directory = config.paths.model_dir(config.explore.model)
+    assert len(table[0]["embedding"]) == embedding_dimension(directory, settings) == 3 * 256 + 2 * 48 + 17
     other = embed_images(images.repartition(5), directory, settings).orderBy("image_id").collect()
     rows = ds.dataset(beamtime["images"][7:], partitioning="hive").to_table().sort_by("image_id").to_pydict()
     here = embed_rows(rows, PenultimateLayer(directory), settings).to_pylist()
@@ -140,7 +141,7 @@ def test_embed_job_writes_the_table_and_its_index(spark, beamtime, tmp_path, cap
     assert main([*(a for s in settings for a in ("--set", s)), "embed", "--images", beamtime["images"],
                  "--output", output]) == 0
     out = capsys.readouterr().out
-    assert "369 numbers each" in out and "faiss ivf index of 24 embeddings" in out
+    assert f"{3 * 256 + 2 * 48 + 17} numbers each" in out and "faiss ivf index of 24 embeddings" in out
     written = read_embeddings(spark, output).orderBy("image_id").select("image_id", "embedding").collect()
     expected = read_embeddings(spark, beamtime["embeddings"]).orderBy("image_id").select("image_id", "embedding").collect()
     assert written == expected

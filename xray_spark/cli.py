@@ -22,6 +22,7 @@ JOBS = {
     "deploy": ("xray_spark.jobs.deploy_recipes", "render the deployment recipes (spark-submit, Kubernetes, Databricks, Airflow, Docker) from the configuration"),
     "train_cnn": ("xray_spark.jobs.train_cnn", "train the AlexNet multi-label CNN with Horovod on Spark (resumes from its checkpoint)"),
     "adapt": ("xray_spark.jobs.adapt", "adapt a CNN to an unlabelled archive: its batch-norm statistics re-estimated on the archive's images (AdaBN)"),
+    "ensemble": ("xray_spark.jobs.build_ensemble", "average the scores of several trained models in one model directory, its thresholds chosen on generated images"),
     "predict": ("xray_spark.jobs.predict", "score an images table with a model directory (CNN or bag of features) into predictions"),
     "build_dictionary": ("xray_spark.jobs.build_dictionary", "bag of features: k-means dictionary of patch descriptors of the training runs"),
     "spm_features": ("xray_spark.jobs.spm_features", "bag of features: spatial-pyramid features of every image (+ skipped table)"),

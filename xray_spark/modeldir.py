@@ -8,7 +8,8 @@ picked by name from ``LOADERS``, and weights are plain arrays (HDF5, NumPy ``.np
 Manifest keys (all required):
 
 ``format``         ``"xray_spark.model/1"``
-``kind``           a key of ``LOADERS``: ``"cnn"`` or ``"bof"``
+``kind``           a key of ``LOADERS``: ``"cnn"``, ``"bof"`` or ``"ensemble"`` (``xray_spark.ensemble``:
+                   member directories inside it, their scores averaged)
 ``model_id``       unique name of this trained model, written into every prediction row
 ``tags``           tag names scored, in output column order
 ``thresholds``     one score threshold per tag (chosen on validation): a tag is predicted when
@@ -43,6 +44,7 @@ REQUIRED = ("format", "kind", "model_id", "tags", "thresholds", "input", "prepro
 LOADERS = {
     "cnn": "xray_spark.cnn.model:load_scorer",
     "bof": "xray_spark.bof.scorer:load_scorer",
+    "ensemble": "xray_spark.ensemble:load_scorer",
 }
 
 

@@ -99,9 +99,11 @@ def adapt(spark, directory: str | Path, images_url: str, output_dir: str | Path,
 
     directory, output_dir = Path(directory), Path(output_dir)
     manifest = modeldir.read_manifest(directory)
+    if manifest["kind"] == "ensemble":
+        return _adapt_members(spark, directory, manifest, images_url, output_dir, name=name, interval_s=interval_s)
     if manifest["kind"] != "cnn":
         raise AdaptationError(f"{directory}: a {manifest['kind']} model; adaptation re-estimates the "
-                              "batch-norm statistics of a CNN (kind cnn)")
+                              "batch-norm statistics of a CNN (kind cnn, or an ensemble of CNNs)")
     model = modeldir.load(directory).model
     layers = batch_norm_layers(model)
     if not layers:
@@ -139,4 +141,21 @@ def adapt(spark, directory: str | Path, images_url: str, output_dir: str | Path,
     }
     modeldir.write_manifest(output_dir, adapted_manifest)
     log.info("adapted %s to %d images of %s: %s", manifest["model_id"], n_images, images_url, output_dir)
+    return modeldir.read_manifest(output_dir)
+
+
+def _adapt_members(spark, directory: Path, manifest: dict, images_url: str, output_dir: Path, *, name: str,
+                   interval_s: float) -> dict:
+    """An ensemble (``xray_spark.ensemble``) adapted member by member into ``output_dir``; its
+    thresholds stay the source's, as an adapted CNN's do."""
+    from xray_spark.ensemble import member_dirs, model_id
+
+    adapted = [adapt(spark, source, images_url, output_dir / relative, name=f"{name}-{i}", interval_s=interval_s)
+               for i, (source, relative) in enumerate(zip(member_dirs(directory, manifest), manifest["members"]))]
+    modeldir.write_manifest(output_dir, {
+        **{k: v for k, v in manifest.items() if k not in ("created", "versions", "format", "metrics")},
+        "model_id": model_id(name, adapted), "metrics": {},
+        "adaptation": {"method": "AdaBN of every member", "source_model_id": manifest["model_id"],
+                       "images_url": images_url, "images": adapted[0]["adaptation"]["images"],
+                       "members": [m["model_id"] for m in adapted]}})
     return modeldir.read_manifest(output_dir)

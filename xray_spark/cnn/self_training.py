@@ -97,7 +97,9 @@ def self_train(spark, config, directory: str | Path, images_url: str, synthetic_
                          f"= {settings.positive_score}")
     source = modeldir.read_manifest(directory)
     if source["kind"] != "cnn":
-        raise ValueError(f"{directory}: a {source['kind']} model; self-training trains a CNN (kind cnn) on")
+        raise ValueError(f"{directory}: a {source['kind']} model; self-training trains a CNN (kind cnn) on"
+                         + ("; self-train a member (under members/) and build the ensemble again"
+                            if source["kind"] == "ensemble" else ""))
     output = config.paths.local("models", name)
     work = output / "self_training"       # beside data/, which a fresh training empties
     pseudo = pseudo_labelled(spark, directory, images_url, (work / "predictions").resolve().as_uri(),

@@ -69,15 +69,19 @@ class EmbeddingSettings:
 
 
 class PenultimateLayer:
-    """A CNN model directory's network with two outputs: its penultimate layer and its tag scores."""
+    """A CNN model directory's network with two outputs: its penultimate layer and its tag scores.
+
+    For an ensemble of CNNs (``xray_spark.ensemble``) the penultimate layers of its members,
+    concatenated, and the ensemble's (mean) scores."""
 
     def __init__(self, directory: str | Path):
         manifest = check_model(directory)
         scorer = modeldir.load(directory)
         from tensorflow import keras
 
-        network = scorer.model
-        self.model = keras.Model(network.inputs, [network.layers[-1].input, network.output])
+        members = getattr(scorer, "members", [scorer])
+        self.models = [keras.Model(m.model.inputs, [m.model.layers[-1].input, m.model.output]) for m in members]
+        self.columns = getattr(scorer, "columns", [list(range(len(scorer.tags)))])
         self.manifest, self.tags, self.thresholds = manifest, scorer.tags, scorer.thresholds
         self.batch = scorer.batch
 
@@ -88,20 +92,33 @@ class PenultimateLayer:
             block = np.zeros((self.batch, *images.shape[1:], 1), np.float32)     # always a full batch
             chunk = images[start:start + self.batch]
             block[:len(chunk), ..., 0] = chunk
-            hidden, tag_scores = self.model(block, training=False)
-            features.append(hidden.numpy()[:len(chunk)])
-            scores.append(tag_scores.numpy()[:len(chunk)])
+            outputs = [model(block, training=False) for model in self.models]
+            features.append(np.concatenate([hidden.numpy()[:len(chunk)] for hidden, _ in outputs], axis=1))
+            scores.append(np.mean([tag_scores.numpy()[:len(chunk)][:, cols]
+                                   for (_, tag_scores), cols in zip(outputs, self.columns)], axis=0, dtype=np.float64)
+                          .astype(np.float32))
         return np.concatenate(features), np.concatenate(scores)
 
 
+def cnn_manifests(directory: str | Path, manifest: dict) -> list[dict]:
+    """The manifests of the CNNs behind ``directory``: itself, or an ensemble's members."""
+    if manifest["kind"] != "ensemble":
+        return [manifest]
+    from xray_spark.ensemble import member_dirs
+
+    return [modeldir.read_manifest(d) for d in member_dirs(directory, manifest)]
+
+
 def check_model(directory: str | Path) -> dict:
-    """The manifest of ``directory`` when it is a model with a penultimate layer (a CNN), else a
-    ``ModelDirError`` saying what the model is and what is needed."""
+    """The manifest of ``directory`` when it is a model with a penultimate layer (a CNN, or an
+    ensemble of CNNs), else a ``ModelDirError`` saying what the model is and what is needed."""
     manifest = modeldir.read_manifest(directory)
-    if manifest["kind"] != "cnn":
-        raise modeldir.ModelDirError(
-            f"{directory}: model {manifest['model_id']!r} is of kind {manifest['kind']!r}, which has no "
-            "penultimate layer; embeddings need a CNN model directory (kind 'cnn'), e.g. cnn-top17")
+    for m in cnn_manifests(directory, manifest):
+        if m["kind"] != "cnn":
+            raise modeldir.ModelDirError(
+                f"{directory}: model {m['model_id']!r} is of kind {m['kind']!r}, which has no "
+                "penultimate layer; embeddings need a CNN model directory (kind 'cnn', or an ensemble of "
+                "CNNs), e.g. cnn-top17")
     return manifest
 
 
@@ -218,12 +235,14 @@ def embed(spark, directory: str | Path, images_url: str, output_url: str, settin
     counts = read_embeddings(spark, output_url).selectExpr(
         "count(*) AS rows", "count(embedding) AS embedded", "count_if(profile_axis = 'radius') AS image_space").first()
     return {"model_id": manifest["model_id"], "rows": counts["rows"], "embedded": counts["embedded"],
-            "image_space": counts["image_space"], "dimension": embedding_dimension(manifest, settings)}
+            "image_space": counts["image_space"], "dimension": embedding_dimension(directory, settings)}
 
 
-def embedding_dimension(manifest: dict, settings: EmbeddingSettings) -> int:
-    """Length of the combined embedding: the penultimate layer's units, the two grids, the tags."""
-    return int(manifest["architecture"]["dense_units"]) + 2 * settings.grid.bins + len(manifest["tags"])
+def embedding_dimension(directory: str | Path, settings: EmbeddingSettings) -> int:
+    """Length of the combined embedding: the penultimate layers' units, the two grids, the tags."""
+    manifest = check_model(directory)
+    units = sum(int(m["architecture"]["dense_units"]) for m in cnn_manifests(directory, manifest))
+    return units + 2 * settings.grid.bins + len(manifest["tags"])
 
 
 def embed_new_images(spark, config, read_paths) -> int:
