@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 from explore_tables import build
@@ -15,7 +16,7 @@ from xray_spark.cnn.adaptation import adapt
 from xray_spark.cnn.self_training import self_train
 from xray_spark.config import load_config
 from xray_spark.explore.embeddings import EmbeddingSettings, PenultimateLayer, embed_rows, embedding_dimension
-from xray_spark.labelling.scoring import predict
+from xray_spark.labelling.scoring import predict, predictions_of, score_batch
 from xray_spark.paths import SHIPPED_MODEL, SHIPPED_MODELS
 
 SHIPPED = SHIPPED_MODELS / SHIPPED_MODEL
@@ -70,7 +71,7 @@ def test_thresholds_are_chosen_for_the_mean_scores_and_predict_loads_the_ensembl
     np.testing.assert_allclose(manifest["thresholds"], modeldir.choose_thresholds(labels, scores), rtol=1e-6)
     mean_thresholds = np.mean([modeldir.read_manifest(m)["thresholds"] for m in members], axis=0)
     assert not np.allclose(manifest["thresholds"], mean_thresholds)           # chosen again, not averaged
-    assert manifest["metrics"]["validation"]["images"] == 24
+    assert manifest["metrics"]["validation"]["images"] == 24 and manifest["inference_batch"] == 32
     assert [m["model_id"] for m in manifest["training"]["members"]] == [modeldir.read_manifest(m)["model_id"]
                                                                          for m in members]
     assert sorted(p.name for p in (root / "two" / "members").iterdir()) == sorted(
@@ -136,3 +137,16 @@ def test_self_training_asks_for_a_member_of_an_ensemble(tmp_path):
     config = load_config(None, [f"paths.root={tmp_path}"])
     with pytest.raises(ValueError, match="self-train a member"):
         self_train(None, config, SHIPPED, "unused", "unused", name="self-trained")
+
+
+def test_the_stream_labels_with_the_scores_of_its_embedding_pass(images):
+    """The stream embeds each frame and takes the labels of the same model from that forward pass
+    (``scoring.predictions_of``): they are predict's labels."""
+    rows, _ = images
+    network = PenultimateLayer(SHIPPED)
+    embedded = embed_rows(rows, network, EmbeddingSettings.from_config(load_config(None, [])))
+    reused = predictions_of(rows, network, embedded.column("scores").to_pylist()).to_pydict()
+    direct = score_batch(pa.RecordBatch.from_pydict(rows), modeldir.load(SHIPPED)).to_pydict()
+    np.testing.assert_allclose(np.stack(reused["scores"]), np.stack(direct["scores"]), rtol=1e-5, atol=1e-5)
+    for key in ("image_id", "model_id", "model_kind", "tag_names", "labels", "error"):
+        assert reused[key] == direct[key], key

@@ -17,10 +17,14 @@ def add_arguments(parser) -> None:
                         help="labelled generated images to choose the thresholds on (xray-spark generate with a "
                              "seed the members were not trained on)")
     parser.add_argument("--output", required=True, metavar="NAME", help="name of the ensemble under paths.models")
+    parser.add_argument("--inference-batch", type=int, default=32, metavar="N",
+                        help="images per forward pass when embedding (every pass padded to it; default 32)")
 
 
 def run(config, args) -> int:
     started = time.monotonic()
+    if args.inference_batch < 1:
+        raise JobError(f"--inference-batch = {args.inference_batch}: must be >= 1")
     if len(args.members) < 2:
         raise JobError(f"--members: {len(args.members)} given; an ensemble averages two or more models")
     members = [model_directory(config, m, f"--members {m}") for m in args.members]
@@ -35,7 +39,7 @@ def run(config, args) -> int:
         try:
             manifest = ensemble.build(spark, members, args.images, output, args.output,
                                       predictions_url=config.paths.under("predictions", f"{args.output}-thresholds"),
-                                      interval_s=config.progress.interval_s)
+                                      inference_batch=args.inference_batch, interval_s=config.progress.interval_s)
         except modeldir.ModelDirError as e:
             raise JobError(str(e)) from None
     validation = manifest["metrics"]["validation"]

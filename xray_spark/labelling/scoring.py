@@ -52,7 +52,6 @@ def score_batch(batch: pa.RecordBatch, scorer) -> pa.RecordBatch:
     """One Arrow batch of the `images` table -> the matching batch of the `predictions` table."""
     rows = batch.to_pydict()
     n = batch.num_rows
-    index = [tagmod.names().index(t) for t in scorer.tags]
     errors = [_row_error(*r) for r in zip(rows["image"], rows["mask"], rows["height"], rows["width"])]
     scores: list = [None] * n
     shapes = {(rows["height"][i], rows["width"][i]) for i in range(n) if errors[i] is None}
@@ -62,6 +61,18 @@ def score_batch(batch: pa.RecordBatch, scorer) -> pa.RecordBatch:
         masks = schema.decode_masks([rows["mask"][i] for i in members], h, w)
         for i, s in zip(members, scorer.score(images, masks)):
             scores[i] = np.asarray(s, np.float32)
+    return predictions_of(rows, scorer, scores)
+
+
+def predictions_of(rows: dict, scorer, scores: list) -> pa.RecordBatch:
+    """The `predictions` batch of image rows (a dict of the `images` columns) whose ``scores`` by
+    ``scorer`` are known (None for a row that has no valid image): tags at or above the thresholds,
+    true labels, the reason a row was not scored. The stream passes the scores of its embedding's
+    forward pass here, so a frame goes through the network once."""
+    n = len(rows["image_id"])
+    index = [tagmod.names().index(t) for t in scorer.tags]
+    errors = [_row_error(*r) for r in zip(rows["image"], rows["mask"], rows["height"], rows["width"])]
+    scores = [None if e is not None or s is None else np.asarray(s, np.float32) for s, e in zip(scores, errors)]
     predicted = [None if s is None else modeldir.predicted_tags(s[None, :], scorer.thresholds, scorer.tags)[0]
                  for s in scores]
     labels = [np.asarray(t, np.int8)[index] if lab else None for t, lab in zip(rows["tags"], rows["labelled"])]

@@ -48,9 +48,13 @@ class Embedding:
     def of_batch(self, batch_id: int) -> str:
         return f"{self.url}/{batch_id:010d}"
 
+    def network(self) -> emb.PenultimateLayer:
+        """On an executor: the CNN, loaded once per worker."""
+        return emb.network_of(self.directory, self.model_id)
+
     def embed(self, rows: dict) -> pa.RecordBatch:
-        """On an executor: the `embeddings` rows of image rows (the network loaded once per worker)."""
-        return emb.embed_rows(rows, emb.network_of(self.directory, self.model_id), self.settings)
+        """On an executor: the `embeddings` rows of image rows."""
+        return emb.embed_rows(rows, self.network(), self.settings)
 
 
 def write_vectors(url: str, vectors: list[pa.RecordBatch]) -> None:

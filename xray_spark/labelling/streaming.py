@@ -139,15 +139,21 @@ def label_frames(batches, models: list[tuple[str, str]], facts: bool, embedding:
                                           schema.decode_masks([rows["mask"][i]], h, w)[0])
             thumbnails[i] = found.pop("thumbnail_png", None)
             small[i] = json.dumps(found)
+        embedded = embedding.embed(rows) if embedding is not None else None
         for directory, model_id in models:
-            for scored in scoring.score_batches([batch], directory, model_id):
+            if embedded is not None and model_id == embedding.model_id:    # scored by the embedding's pass
+                scores = embedded.column("scores").to_pylist()
+                scored_batches = [scoring.predictions_of(rows, embedding.network(), scores)]
+            else:
+                scored_batches = scoring.score_batches([batch], directory, model_id)
+            for scored in scored_batches:
                 yield pa.RecordBatch.from_pydict({
                     **scored.to_pydict(), "beamtime": rows["beamtime"],
                     "checksum": [p["checksum"] for p in provenance], "frame": rows["frame"],
                     "path": [p["path"] for p in provenance], "mtime": [p["mtime"] for p in provenance],
                     "facts": small, "thumbnail_png": thumbnails}, schema=LABELS)
-        if embedding is not None:
-            vectors.append(embedding.embed(rows))
+        if embedded is not None:
+            vectors.append(embedded)
     if vectors:
         write_vectors(embedding.of_batch(batch_id), vectors)
 
