@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import shutil
 from pathlib import Path
 
@@ -75,8 +74,13 @@ class EnsembleScorer:
 
     def score(self, images: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
         """(n, n_tags) float32: the members' scores of stored images (n, H, W), averaged."""
-        scores = [m.score(images, masks)[:, cols] for m, cols in zip(self.members, self.columns)]
-        return np.mean(scores, axis=0, dtype=np.float64).astype(np.float32)
+        return mean_scores([m.score(images, masks) for m in self.members], self.columns)
+
+
+def mean_scores(member_scores: list[np.ndarray], columns: list[list[int]]) -> np.ndarray:
+    """(n, n_tags) float32: the members' (n, tags) scores, each in the ensemble's tag order
+    (``columns``: its column of each ensemble tag), averaged."""
+    return np.mean([s[:, cols] for s, cols in zip(member_scores, columns)], axis=0, dtype=np.float64).astype(np.float32)
 
 
 def load_scorer(directory: Path, manifest: dict) -> EnsembleScorer:
@@ -145,8 +149,7 @@ def build(spark, members: list[str | Path], images_url: str, output: str | Path,
     evaluation = result["evaluation"]
     manifest.update(
         thresholds=[float(t) for t in modeldir.choose_thresholds(labels, scores)],
-        metrics={"validation": {"images": evaluation.n_images, "images_url": images_url, "mAP": evaluation.mean_ap,
-                                "ap": {t: None if math.isnan(a) else a for t, a in zip(evaluation.labels, evaluation.ap)}}})
+        metrics={"validation": {**evaluation.validation_record(), "images_url": images_url}})
     modeldir.write_manifest(output, {k: v for k, v in manifest.items() if k not in ("created", "versions", "format")})
     log.info("ensemble %s of %d members in %s: validation mAP %.3f on %d images", manifest["model_id"], len(members),
              output, evaluation.mean_ap, evaluation.n_images)

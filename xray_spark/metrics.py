@@ -40,6 +40,11 @@ class Results:
     def n_scored(self) -> int:
         return sum(not math.isnan(a) for a in self.ap)
 
+    def validation_record(self) -> dict:
+        """mAP, image count and AP per label as a model manifest records them (None: no positives)."""
+        return {"mAP": self.mean_ap, "images": self.n_images,
+                "ap": {t: None if math.isnan(a) else a for t, a in zip(self.labels, self.ap)}}
+
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "mAP": self.mean_ap, "labels_scored": self.n_scored},
                           indent=2, allow_nan=True)

@@ -28,7 +28,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
@@ -196,9 +195,7 @@ def _write_model(model, config, plan, ranks, steps, epochs, digest, scored=None)
                      "train_positives": plan["train_positives"], "positive_weights": plan["positive_weights"],
                      "ranks": ranks, "steps_per_epoch": steps, "cnn": to_dict(config)["cnn"], "epochs": epochs,
                      "wall_time_s": sum(e["seconds"] for e in epochs)},
-        "metrics": {"validation": {"mAP": validation.mean_ap, "images": validation.n_images,
-                                   "ap": {t: None if math.isnan(a) else a  # None: no positives
-                                          for t, a in zip(validation.labels, validation.ap)}}},
+        "metrics": {"validation": validation.validation_record()},
     }
     modeldir.write_manifest(model_dir, manifest)
     return json.loads((model_dir / modeldir.MANIFEST).read_text())

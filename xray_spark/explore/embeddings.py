@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from xray_spark import geometry as geom
 from xray_spark import modeldir, schema
+from xray_spark.ensemble import mean_scores, member_dirs
 from xray_spark.explore.profiles import ProfileGrid, describe
 from xray_spark.io import partitions as parts
 from xray_spark.io import tables
@@ -94,9 +95,7 @@ class PenultimateLayer:
             block[:len(chunk), ..., 0] = chunk
             outputs = [model(block, training=False) for model in self.models]
             features.append(np.concatenate([hidden.numpy()[:len(chunk)] for hidden, _ in outputs], axis=1))
-            scores.append(np.mean([tag_scores.numpy()[:len(chunk)][:, cols]
-                                   for (_, tag_scores), cols in zip(outputs, self.columns)], axis=0, dtype=np.float64)
-                          .astype(np.float32))
+            scores.append(mean_scores([tag_scores.numpy()[:len(chunk)] for _, tag_scores in outputs], self.columns))
         return np.concatenate(features), np.concatenate(scores)
 
 
@@ -104,8 +103,6 @@ def cnn_manifests(directory: str | Path, manifest: dict) -> list[dict]:
     """The manifests of the CNNs behind ``directory``: itself, or an ensemble's members."""
     if manifest["kind"] != "ensemble":
         return [manifest]
-    from xray_spark.ensemble import member_dirs
-
     return [modeldir.read_manifest(d) for d in member_dirs(directory, manifest)]
 
 

@@ -57,19 +57,25 @@ def _nx_class(obj) -> str:
 
 
 def _signal_of(group):
-    """The frame dataset an NXdata group names (``signal`` attribute, or old-style ``signal=1``);
-    None when it names none or its frames are reduced data (``_reduced_axes``)."""
+    """The frame dataset an NXdata group names; None when it names none or its frames are reduced
+    data (``_reduced_axes``)."""
+    found = _named_signal(group)
+    return None if found is None or _reduced_axes(found) else found
+
+
+def _named_signal(group):
+    """The frames-shaped dataset an NXdata group names (``signal`` attribute, or old-style ``signal=1``)."""
     signal = group.attrs.get("signal")
     if signal is not None:
         name = _text(signal)
         obj = group.get(name) if name in group else None
         if obj is not None and _is_frames(obj):
-            return None if _reduced_axes(obj) else obj
+            return obj
     for name in group:
         obj = group.get(name)
         if obj is not None and hasattr(obj, "attrs") and str(obj.attrs.get("signal", "")) in ("1", "b'1'") \
                 and _is_frames(obj):
-            return None if _reduced_axes(obj) else obj
+            return obj
     return None
 
 
@@ -88,13 +94,18 @@ def _reduced_axes(obj) -> list[str]:
     return [n for n in names[-2:] if REDUCED_AXES.match(n)]
 
 
+def _default_group(h5):
+    """The NXdata group the ``default`` attributes name (file -> entry -> group), or None."""
+    entry = h5.get(_text(h5.attrs["default"])) if "default" in h5.attrs else None
+    group = entry.get(_text(entry.attrs["default"])) if hasattr(entry, "keys") and "default" in entry.attrs else None
+    return group if hasattr(group, "keys") else None
+
+
 def _nexus_signal(h5):
     """NXdata@signal by the ``default`` chain, then by every NXentry's NXdata groups."""
-    entry = h5.get(_text(h5.attrs["default"])) if "default" in h5.attrs else None
-    if entry is not None and hasattr(entry, "attrs") and "default" in entry.attrs:
-        group = entry.get(_text(entry.attrs["default"]))
-        if group is not None and hasattr(group, "attrs") and (found := _signal_of(group)) is not None:
-            return found
+    group = _default_group(h5)
+    if group is not None and (found := _signal_of(group)) is not None:
+        return found
     for name in h5:
         entry = h5.get(name)
         if entry is None or not hasattr(entry, "keys") or _nx_class(entry) != "NXentry":
@@ -109,10 +120,9 @@ def _nexus_signal(h5):
 
 def _reduced_signal(h5):
     """The dataset the ``default`` chain names when it is reduced data, else None (for the message)."""
-    entry = h5.get(_text(h5.attrs["default"])) if "default" in h5.attrs else None
-    group = entry.get(_text(entry.attrs["default"])) if hasattr(entry, "keys") and "default" in entry.attrs else None
-    signal = group.get(_text(group.attrs["signal"])) if hasattr(group, "keys") and "signal" in group.attrs else None
-    return signal if signal is not None and hasattr(signal, "shape") and _reduced_axes(signal) else None
+    group = _default_group(h5)
+    signal = _named_signal(group) if group is not None else None
+    return signal if signal is not None and _reduced_axes(signal) else None
 
 
 def _configured(h5, patterns: Sequence[str]) -> list:

@@ -61,17 +61,19 @@ def score_batch(batch: pa.RecordBatch, scorer) -> pa.RecordBatch:
         masks = schema.decode_masks([rows["mask"][i] for i in members], h, w)
         for i, s in zip(members, scorer.score(images, masks)):
             scores[i] = np.asarray(s, np.float32)
-    return predictions_of(rows, scorer, scores)
+    return predictions_of(rows, scorer, scores, errors)
 
 
-def predictions_of(rows: dict, scorer, scores: list) -> pa.RecordBatch:
+def predictions_of(rows: dict, scorer, scores: list, errors: list | None = None) -> pa.RecordBatch:
     """The `predictions` batch of image rows (a dict of the `images` columns) whose ``scores`` by
     ``scorer`` are known (None for a row that has no valid image): tags at or above the thresholds,
     true labels, the reason a row was not scored. The stream passes the scores of its embedding's
-    forward pass here, so a frame goes through the network once."""
+    forward pass here, so a frame goes through the network once. ``errors``: each row's
+    ``_row_error``, when the caller has them."""
     n = len(rows["image_id"])
     index = [tagmod.names().index(t) for t in scorer.tags]
-    errors = [_row_error(*r) for r in zip(rows["image"], rows["mask"], rows["height"], rows["width"])]
+    if errors is None:
+        errors = [_row_error(*r) for r in zip(rows["image"], rows["mask"], rows["height"], rows["width"])]
     scores = [None if e is not None or s is None else np.asarray(s, np.float32) for s, e in zip(scores, errors)]
     predicted = [None if s is None else modeldir.predicted_tags(s[None, :], scorer.thresholds, scorer.tags)[0]
                  for s in scores]
