@@ -99,6 +99,13 @@ def test_predict_writes_the_table_idempotently_with_the_models_scores(spark, tra
     assert result["evaluation"].mean_ap > 0.7
 
 
+def cut_between(scores, quantile):
+    """A score midway between two neighbouring scores at this quantile: no score sits on the cut."""
+    ordered = np.unique(scores)
+    i = int(quantile * len(ordered))
+    return float((ordered[i - 1] + ordered[i]) / 2)
+
+
 def test_self_training_fine_tunes_on_confident_pseudo_labels_of_the_target_frames(spark, trained, tmp_path):
     """The source model's confident tags on the target frames are their labels (unknown between the
     two scores); the target runs never validate; the model starts from the source's weights and is
@@ -108,21 +115,24 @@ def test_self_training_fine_tunes_on_confident_pseudo_labels_of_the_target_frame
     config, images, _, _ = trained
     source = config.paths.local("models", config.cnn.model_name)
     target = write_ring_table(spark, (tmp_path / "target").as_uri(), 48, start=5000)
-    config = dataclasses.replace(config, adapt=dataclasses.replace(config.adapt, epochs=1, positive_score=0.6,
-                                                                   negative_score=0.4))
+    result = predict(spark, str(source), target, (tmp_path / "source-predictions").as_uri())
+    scores = np.stack(pd.read_parquet(tmp_path / "source-predictions").scores)
+    # cut scores between the source's own scores (a two-epoch model's scores are not calibrated), so that
+    # there are pseudo-positives, pseudo-negatives and unknowns whatever the machine trained
+    positive, negative = cut_between(scores, 0.9), cut_between(scores, 0.5)
+    config = dataclasses.replace(config, adapt=dataclasses.replace(config.adapt, epochs=1, positive_score=positive,
+                                                                   negative_score=negative))
     manifest = self_train(spark, config, source, target, images, name="self-trained")
     adaptation = manifest["adaptation"]
     assert adaptation["source_model_id"] == modeldir.read_manifest(source)["model_id"]
     assert (adaptation["images"], adaptation["synthetic_images"], adaptation["target_repeats"]) == (48, 192, 1)
 
     # the pseudo-label counts are the source model's scores on the target frames, cut at the two scores
-    result = predict(spark, str(source), target, (tmp_path / "source-predictions").as_uri())
-    scores = np.stack(pd.read_parquet(tmp_path / "source-predictions").scores)
     tags = modeldir.read_manifest(source)["tags"]
     for j, tag in enumerate(tags):
         s = scores[:, j]
-        assert adaptation["pseudo_labels"][tag] == [int((s >= 0.6).sum()), int((s <= 0.4).sum()),
-                                                   int(((s > 0.4) & (s < 0.6)).sum())], tag
+        assert adaptation["pseudo_labels"][tag] == [int((s >= positive).sum()), int((s <= negative).sum()),
+                                                   int(((s > negative) & (s < positive)).sum())], tag
     assert sum(p for p, _, _ in adaptation["pseudo_labels"].values()) > 0
     plan = json.loads((config.paths.local("models", "self-trained") / "data" / "plan.json").read_text())
     assert plan["partial_labels"] and plan["init_weights"].endswith("weights.h5")
