@@ -23,7 +23,7 @@ def test_paper_preset_is_the_papers_alexnet_size():
 
 def test_cpu_preset_is_small_and_overrides_come_from_the_configuration():
     config = load_config(None, ["cnn.preset=cpu", "cnn.input_size=96", "cnn.dense_units=128"])
-    arch = architecture(config.cnn)
+    arch = architecture(config)
     assert (arch.input_size, arch.dense_units, arch.width) == (96, 128, PRESETS["cpu"].width)
     model = build_model(arch, 5)
     assert model.get_layer("resize").output_shape == (None, 96, 96, 1)
@@ -35,14 +35,47 @@ def test_contrast_only_feeds_the_network_the_image_at_its_own_contrast_alone():
     multiplied exposure) does not change its scores; the default keeps both channels."""
     import numpy as np
 
-    arch = architecture(load_config(None, ["cnn.contrast_only=true"]).cnn)
+    arch = architecture(load_config(None, ["cnn.contrast_only=true"]))
     assert arch.contrast_only and arch.contrast_channel
     model = build_model(arch, 3)
     assert model.get_layer("conv1").input.shape[-1] == 1
-    assert build_model(architecture(load_config(None, []).cnn), 3).get_layer("conv1").input.shape[-1] == 2
+    assert build_model(architecture(load_config(None, [])), 3).get_layer("conv1").input.shape[-1] == 2
     image = np.random.default_rng(0).random((1, 64, 64, 1)).astype(np.float32) * 0.4 + 0.1
     for changed in (image + 0.15, image * 1.7):     # counts x e^(0.15 log1p(full scale)); a contrast stretch
         np.testing.assert_allclose(model(changed).numpy(), model(image).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_pedestal_is_taken_off_in_counts_before_the_network():
+    """cnn.pedestal_percentile: the percentile of a frame's valid counts (read on the stored image's
+    sample grid, numpy's ``lower`` rule) is subtracted in counts; an offset added to every valid count
+    leaves the network's input as it was; bad pixels stay 0; off by default."""
+    import numpy as np
+
+    from xray_spark.cnn.model import PEDESTAL_STRIDE, remove_pedestal
+
+    full_scale = 1048575.0
+    arch = architecture(load_config(None, ["cnn.pedestal_percentile=1"]))
+    assert (arch.pedestal_percentile, arch.full_scale_counts) == (1.0, full_scale)
+    assert architecture(load_config(None, [])).pedestal_percentile == 0.0
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(20.0, (64, 64)).astype(np.float64) + 1.0
+    counts[30:34, 30:34] += 500.0                       # a feature over the pedestal
+    counts = np.stack([counts, counts + 3000.0])        # the same frame with a flat-panel offset
+    stored = (np.log1p(counts) / np.log1p(full_scale)).astype(np.float32)
+    stored[:, :8, :] = 0.0                              # a gap: bad pixels
+    out = remove_pedestal([stored[..., None], stored[..., None]], 1.0, full_scale).numpy()[..., 0]
+    for image, lowered in zip(stored, out):
+        c = np.expm1(image.astype(np.float64) * np.log1p(full_scale))
+        sample = c[::PEDESTAL_STRIDE, ::PEDESTAL_STRIDE]
+        pedestal = np.percentile(sample[image[::PEDESTAL_STRIDE, ::PEDESTAL_STRIDE] > 0], 1.0, method="lower")
+        expected = np.where(image > 0, np.log1p(np.maximum(c - pedestal, 0)) / np.log1p(full_scale), 0)
+        np.testing.assert_allclose(lowered, expected, atol=1e-4)  # float32 counts of a few thousand
+        assert np.all(lowered[:8] == 0)
+    np.testing.assert_allclose(out[1], out[0], atol=0.01)   # the offset is gone
+    assert np.abs(stored[1] - stored[0]).max() > 0.4
+    model = build_model(arch, 3)
+    assert model.get_layer("pedestal").input[0] is model.input and "pedestal" not in [
+        layer.name for layer in build_model(architecture(load_config(None, [])), 3).layers]
 
 
 def test_positive_weights_weigh_only_the_positives():
@@ -58,7 +91,7 @@ def test_positive_weights_weigh_only_the_positives():
 
 
 def _save_cnn(tmp_path, tag_names):
-    arch = architecture(load_config(None, ["cnn.input_size=32"]).cnn)
+    arch = architecture(load_config(None, ["cnn.input_size=32"]))
     model = build_model(arch, len(tag_names))
     model.save_weights(str(tmp_path / WEIGHTS), save_format="h5")
     modeldir.write_manifest(tmp_path, {

@@ -42,6 +42,8 @@ class Architecture:
     batch_norm: bool
     contrast_channel: bool = False
     contrast_only: bool = False          # the image at its own contrast alone, without the fixed log scale
+    pedestal_percentile: float = 0.0     # this percentile of a frame's counts taken off first (0: off)
+    full_scale_counts: float = 0.0       # the stored images' log scale, to go back to counts (pedestal only)
 
 
 PRESETS = {
@@ -52,14 +54,49 @@ PRESETS = {
 }
 
 
-def architecture(cnn_config) -> Architecture:
-    """The preset of ``cnn_config.preset`` with its ``input_size``, ``width``, ``dense_units`` overrides."""
-    arch = PRESETS[cnn_config.preset]
-    overrides = {k: getattr(cnn_config, k) for k in ("input_size", "width", "dense_units")
-                 if getattr(cnn_config, k) is not None}
-    if cnn_config.contrast_only:
+def architecture(config) -> Architecture:
+    """The preset of ``config.cnn.preset`` with its ``input_size``, ``width``, ``dense_units`` overrides
+    and the input options (the pedestal needs the stored images' ``preprocess.full_scale_counts``)."""
+    cnn = config.cnn
+    arch = PRESETS[cnn.preset]
+    overrides = {k: getattr(cnn, k) for k in ("input_size", "width", "dense_units") if getattr(cnn, k) is not None}
+    if cnn.contrast_only:
         overrides.update(contrast_channel=True, contrast_only=True)
+    if cnn.pedestal_percentile:
+        overrides.update(pedestal_percentile=cnn.pedestal_percentile,
+                         full_scale_counts=config.preprocess.full_scale_counts)
     return dataclasses.replace(arch, **overrides)
+
+
+PEDESTAL_STRIDE = 8     # the pedestal's percentile is read on every 8th pixel of every 8th row
+
+
+def remove_pedestal(images, percentile: float, full_scale_counts: float):
+    """Each image with its pedestal taken off: the ``percentile`` of its valid pixels' counts (a CCD
+    or flat-panel offset, a flat background of air or of a bright sample) subtracted in counts, the
+    result put back on the log scale; bad pixels stay 0.
+
+    ``images`` is ``[stored, resized]``: the percentile is read on the stored image, whose bad pixels
+    are exactly 0 (the network's resize blends them into their valid neighbours, which would pass
+    for low counts), on every ``PEDESTAL_STRIDE``-th pixel of every ``PEDESTAL_STRIDE``-th row (1k
+    values of a 256x256 image: a sort of 1k values instead of 65k); it is taken off the resized
+    image. Percentile rule: numpy's ``lower`` (index ``floor(p/100 * (n - 1))`` of n sorted values).
+    On the fixed log scale a ring 100 counts over a pedestal of 1000 is a 1 % step; generated frames
+    have no pedestal.
+    """
+    import tensorflow as tf
+
+    stored, resized = images
+    dtype, stored, resized = resized.dtype, tf.cast(stored, tf.float32), tf.cast(resized, tf.float32)
+    scale = float(np.log1p(full_scale_counts))
+    sample = stored[:, ::PEDESTAL_STRIDE, ::PEDESTAL_STRIDE, :]
+    values = tf.reshape(tf.where(sample > 0, sample, np.inf), (tf.shape(sample)[0], -1))
+    n = tf.reduce_sum(tf.cast(sample > 0, tf.int32), axis=(1, 2, 3))
+    index = tf.cast(tf.math.floor(percentile / 100.0 * tf.cast(tf.maximum(n - 1, 0), tf.float32)), tf.int32)
+    level = tf.where(n > 0, tf.gather(tf.sort(values, axis=1), index, batch_dims=1), 0.0)
+    pedestal = tf.math.expm1(level * scale)[:, None, None, None]
+    lowered = tf.math.log1p(tf.maximum(tf.math.expm1(resized * scale) - pedestal, 0.0)) / scale
+    return tf.cast(tf.where(resized > 0, lowered, 0.0), dtype)
 
 
 def image_contrast(images):
@@ -90,6 +127,9 @@ def build_model(arch: Architecture, n_tags: int):
     layers = keras.layers
     inputs = keras.Input((None, None, 1), name="image")
     x = layers.Resizing(arch.input_size, arch.input_size, interpolation="area", name="resize")(inputs)
+    if arch.pedestal_percentile:
+        x = layers.Lambda(remove_pedestal, name="pedestal", arguments={
+            "percentile": arch.pedestal_percentile, "full_scale_counts": arch.full_scale_counts})([inputs, x])
     if arch.contrast_channel:
         contrast = layers.Lambda(image_contrast, name="contrast")(x)
         x = contrast if arch.contrast_only else layers.Concatenate(name="with_contrast")([x, contrast])

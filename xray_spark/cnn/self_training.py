@@ -114,7 +114,8 @@ def self_train(spark, config, directory: str | Path, images_url: str, synthetic_
                               warmup_epochs=0, tag_set=source["training"]["cnn"]["tag_set"],
                               preset=source["training"]["cnn"]["preset"], input_size=architecture["input_size"],
                               width=architecture["width"], dense_units=architecture["dense_units"],
-                              contrast_only=architecture.get("contrast_only", False))
+                              contrast_only=architecture.get("contrast_only", False),
+                              pedestal_percentile=architecture.get("pedestal_percentile", 0.0))
     results = train(spark, dataclasses.replace(config, cnn=cnn), mixed_url, fresh=True, init_model=Path(directory))
     manifest = results[0]["manifest"]
     manifest["adaptation"] = {

@@ -222,7 +222,7 @@ def prepare(spark, config, images_url: str, fresh: bool = False, init_model: Pat
             path = model_dir / name
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     tag_set = tagmod.resolve(c.tag_set)
-    arch = dataclasses.asdict(architecture(c))
+    arch = dataclasses.asdict(architecture(config))
     init_weights = None
     if init_model is not None:
         source = modeldir.read_manifest(init_model)
