@@ -32,10 +32,11 @@ def test_cpu_preset_is_small_and_overrides_come_from_the_configuration():
 
 def test_contrast_only_feeds_the_network_the_image_at_its_own_contrast_alone():
     """cnn.contrast_only: one input channel, the standardised image, so a frame's count scale (a
-    multiplied exposure) does not change its scores; the default keeps both channels."""
+    multiplied exposure) does not change its scores (the pedestal step off: a floor taken off in counts
+    is not a shift of the log scale); the default keeps both channels."""
     import numpy as np
 
-    arch = architecture(load_config(None, ["cnn.contrast_only=true"]))
+    arch = architecture(load_config(None, ["cnn.contrast_only=true", "cnn.pedestal_percentile=0"]))
     assert arch.contrast_only and arch.contrast_channel
     model = build_model(arch, 3)
     assert model.get_layer("conv1").input.shape[-1] == 1
@@ -48,15 +49,16 @@ def test_contrast_only_feeds_the_network_the_image_at_its_own_contrast_alone():
 def test_pedestal_is_taken_off_in_counts_before_the_network():
     """cnn.pedestal_percentile: the percentile of a frame's valid counts (read on the stored image's
     sample grid, numpy's ``lower`` rule) is subtracted in counts; an offset added to every valid count
-    leaves the network's input as it was; bad pixels stay 0; off by default."""
+    leaves the network's input as it was; bad pixels stay 0; on by default, 0 turns it off."""
     import numpy as np
 
-    from xray_spark.cnn.model import PEDESTAL_STRIDE, remove_pedestal
+    from xray_spark.cnn.model import pedestal_stride, remove_pedestal
 
     full_scale = 1048575.0
-    arch = architecture(load_config(None, ["cnn.pedestal_percentile=1"]))
+    arch = architecture(load_config(None, []))
     assert (arch.pedestal_percentile, arch.full_scale_counts) == (1.0, full_scale)
-    assert architecture(load_config(None, [])).pedestal_percentile == 0.0
+    off = architecture(load_config(None, ["cnn.pedestal_percentile=0"]))
+    assert (off.pedestal_percentile, off.full_scale_counts) == (0.0, 0.0)
     rng = np.random.default_rng(5)
     counts = rng.poisson(20.0, (64, 64)).astype(np.float64) + 1.0
     counts[30:34, 30:34] += 500.0                       # a feature over the pedestal
@@ -64,18 +66,21 @@ def test_pedestal_is_taken_off_in_counts_before_the_network():
     stored = (np.log1p(counts) / np.log1p(full_scale)).astype(np.float32)
     stored[:, :8, :] = 0.0                              # a gap: bad pixels
     out = remove_pedestal([stored[..., None], stored[..., None]], 1.0, full_scale).numpy()[..., 0]
+    assert [int(pedestal_stride(n)) for n in (32 * 32, 64 * 64, 256 * 256, 2048 * 2048)] == [1, 2, 8, 64]
+    step = int(pedestal_stride(64 * 64))
     for image, lowered in zip(stored, out):
         c = np.expm1(image.astype(np.float64) * np.log1p(full_scale))
-        sample = c[::PEDESTAL_STRIDE, ::PEDESTAL_STRIDE]
-        pedestal = np.percentile(sample[image[::PEDESTAL_STRIDE, ::PEDESTAL_STRIDE] > 0], 1.0, method="lower")
+        floor = np.percentile(c[::step, ::step][image[::step, ::step] > 0], 1.0, method="lower")
+        pedestal = max(floor - 3 * np.sqrt(floor), 0.0)                 # the floor's Poisson noise left in
         expected = np.where(image > 0, np.log1p(np.maximum(c - pedestal, 0)) / np.log1p(full_scale), 0)
         np.testing.assert_allclose(lowered, expected, atol=1e-4)  # float32 counts of a few thousand
         assert np.all(lowered[:8] == 0)
-    np.testing.assert_allclose(out[1], out[0], atol=0.01)   # the offset is gone
+    left = np.expm1(out[1].astype(np.float64) * np.log1p(full_scale)) - counts[0]   # in counts, valid pixels
+    assert 0 < left[8:].mean() < 200 and left[8:].std() < 1.0   # the 3,000-count offset is gone, but its noise
     assert np.abs(stored[1] - stored[0]).max() > 0.4
     model = build_model(arch, 3)
     assert model.get_layer("pedestal").input[0] is model.input and "pedestal" not in [
-        layer.name for layer in build_model(architecture(load_config(None, [])), 3).layers]
+        layer.name for layer in build_model(off, 3).layers]
 
 
 def test_positive_weights_weigh_only_the_positives():

@@ -89,8 +89,9 @@ def test_predict_writes_the_table_idempotently_with_the_models_scores(spark, tra
     # the executors' scores are the reloaded model's scores on the driver
     scorer = modeldir.load(directory)
     i = 1005  # ring (odd) and horizon (multiple of 3)
-    image, names = ring_image(i)
-    local = scorer.score(image[None], np.zeros((1, 32, 32), bool))[0]
+    _, names = ring_image(i)
+    stored = pd.read_parquet(tmp_path / "test", filters=[("image_id", "==", f"ring-{i:05d}")])  # as the table holds it
+    local = scorer.score(schema.decode_images(stored.image, 32, 32), np.zeros((1, 32, 32), bool))[0]
     row = first.set_index("image_id").loc[f"ring-{i:05d}"]
     np.testing.assert_allclose(row.scores, local, rtol=1e-5, atol=1e-6)
     assert set(TAGS) <= set(row.scored_tags) and sorted(names) == sorted(TAGS)

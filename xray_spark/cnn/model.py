@@ -68,7 +68,8 @@ def architecture(config) -> Architecture:
     return dataclasses.replace(arch, **overrides)
 
 
-PEDESTAL_STRIDE = 8     # the pedestal's percentile is read on every 8th pixel of every 8th row
+PEDESTAL_SAMPLE = 1024  # the pedestal's percentile is read on a grid of about this many pixels
+PEDESTAL_NOISE = 3.0    # the floor's Poisson noise left in: floor - 3 sqrt(floor) is taken off
 
 
 def remove_pedestal(images, percentile: float, full_scale_counts: float):
@@ -78,25 +79,39 @@ def remove_pedestal(images, percentile: float, full_scale_counts: float):
 
     ``images`` is ``[stored, resized]``: the percentile is read on the stored image, whose bad pixels
     are exactly 0 (the network's resize blends them into their valid neighbours, which would pass
-    for low counts), on every ``PEDESTAL_STRIDE``-th pixel of every ``PEDESTAL_STRIDE``-th row (1k
-    values of a 256x256 image: a sort of 1k values instead of 65k); it is taken off the resized
-    image. Percentile rule: numpy's ``lower`` (index ``floor(p/100 * (n - 1))`` of n sorted values).
-    On the fixed log scale a ring 100 counts over a pedestal of 1000 is a 1 % step; generated frames
-    have no pedestal.
+    for low counts), on every ``pedestal_stride``-th pixel of every such row (about 1k values: a
+    sort of 1k values, not 65k, for a 256x256 image; every pixel of a 32x32 one); it is taken off
+    the resized image. Percentile rule: numpy's ``lower`` (index ``floor(p/100 * (n - 1))`` of n
+    sorted values). What is taken off is the floor less ``PEDESTAL_NOISE`` times its Poisson noise,
+    ``floor - 3 sqrt(floor)`` (nothing below a floor of 9 counts): the background stays just above
+    its noise instead of at 0, and the few counts of a photon-counting frame's floor, which jitter
+    from frame to frame, are left alone (taking them off moved the embeddings of a steady run
+    enough to make change points). On the fixed log scale a ring 100 counts over a pedestal of
+    1000 is a 1 % step; generated frames have no pedestal.
     """
     import tensorflow as tf
 
     stored, resized = images
     dtype, stored, resized = resized.dtype, tf.cast(stored, tf.float32), tf.cast(resized, tf.float32)
     scale = float(np.log1p(full_scale_counts))
-    sample = stored[:, ::PEDESTAL_STRIDE, ::PEDESTAL_STRIDE, :]
-    values = tf.reshape(tf.where(sample > 0, sample, np.inf), (tf.shape(sample)[0], -1))
-    n = tf.reduce_sum(tf.cast(sample > 0, tf.int32), axis=(1, 2, 3))
+    stride = pedestal_stride(tf.shape(stored)[1] * tf.shape(stored)[2])
+    sample = tf.reshape(stored[:, ::stride, ::stride, :], (tf.shape(stored)[0], -1))
+    values = tf.where(sample > 0, sample, np.inf)
+    n = tf.reduce_sum(tf.cast(sample > 0, tf.int32), axis=1)
     index = tf.cast(tf.math.floor(percentile / 100.0 * tf.cast(tf.maximum(n - 1, 0), tf.float32)), tf.int32)
     level = tf.where(n > 0, tf.gather(tf.sort(values, axis=1), index, batch_dims=1), 0.0)
-    pedestal = tf.math.expm1(level * scale)[:, None, None, None]
+    floor = tf.math.expm1(level * scale)
+    pedestal = tf.maximum(floor - PEDESTAL_NOISE * tf.sqrt(floor), 0.0)[:, None, None, None]
     lowered = tf.math.log1p(tf.maximum(tf.math.expm1(resized * scale) - pedestal, 0.0)) / scale
     return tf.cast(tf.where(resized > 0, lowered, 0.0), dtype)
+
+
+def pedestal_stride(pixels):
+    """The grid step that leaves about ``PEDESTAL_SAMPLE`` of an image's ``pixels`` (1 for small images):
+    a sample of a fixed size, so that the floor of a small frame is not the minimum of a few dozen."""
+    import tensorflow as tf
+
+    return tf.maximum(1, tf.cast(tf.math.floor(tf.sqrt(tf.cast(pixels, tf.float32) / PEDESTAL_SAMPLE)), tf.int32))
 
 
 def image_contrast(images):
