@@ -83,6 +83,19 @@ def test_pedestal_is_taken_off_in_counts_before_the_network():
         layer.name for layer in build_model(off, 3).layers]
 
 
+@pytest.mark.parametrize("settings", [[], ["cnn.contrast_only=true", "cnn.pedestal_percentile=0", "cnn.input_size=64"]])
+def test_the_settings_of_a_recorded_architecture_rebuild_it(settings):
+    """What fine-tuning (self-training) sets from a model's manifest gives that model's network again."""
+    import dataclasses
+
+    from xray_spark.cnn.model import settings_of
+
+    config = load_config(None, settings)
+    recorded = dataclasses.asdict(architecture(config))
+    again = dataclasses.replace(config, cnn=dataclasses.replace(load_config(None, []).cnn, **settings_of(recorded)))
+    assert dataclasses.asdict(architecture(again)) == recorded
+
+
 def test_positive_weights_weigh_only_the_positives():
     import tensorflow as tf
 

@@ -117,7 +117,7 @@ class CnnConfig:
     augment_max_blocks: int = option(3, "up to this many masked rectangles per image (each drawn with p=0.3)", min=0)
     augment_rotate: bool = option(False, "also turn training images by quarter turns (frames are stored rotated)")
     contrast_only: bool = option(False, "input: only the image at its own contrast, not also at the fixed log scale")
-    pedestal_percentile: float = option(1.0, "input: this percentile of a frame's counts taken off first (0: off)", min=0.0, max=50.0)
+    pedestal_percentile: float = option(1.0, "input: a frame's floor (this percentile of its counts, less 3x its noise) taken off first (0: off)", min=0.0, max=50.0)
 
 
 @dataclass

@@ -42,7 +42,7 @@ class Architecture:
     batch_norm: bool
     contrast_channel: bool = False
     contrast_only: bool = False          # the image at its own contrast alone, without the fixed log scale
-    pedestal_percentile: float = 0.0     # this percentile of a frame's counts taken off first (0: off)
+    pedestal_percentile: float = 0.0     # the floor read at this percentile of a frame's counts taken off first (0: off)
     full_scale_counts: float = 0.0       # the stored images' log scale, to go back to counts (pedestal only)
 
 
@@ -66,6 +66,14 @@ def architecture(config) -> Architecture:
         overrides.update(pedestal_percentile=cnn.pedestal_percentile,
                          full_scale_counts=config.preprocess.full_scale_counts)
     return dataclasses.replace(arch, **overrides)
+
+
+def settings_of(recorded: dict) -> dict:
+    """The ``cnn.*`` settings for which ``architecture`` gives this recorded architecture (a model
+    manifest's ``architecture``): what fine-tuning a model sets so that its network is rebuilt as it was."""
+    return {"input_size": recorded["input_size"], "width": recorded["width"], "dense_units": recorded["dense_units"],
+            "contrast_only": recorded.get("contrast_only", False),
+            "pedestal_percentile": recorded.get("pedestal_percentile", 0.0)}
 
 
 PEDESTAL_SAMPLE = 1024  # the pedestal's percentile is read on a grid of about this many pixels

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from xray_spark import modeldir, schema
 from xray_spark import tags as tagmod
+from xray_spark.cnn.model import settings_of
 from xray_spark.cnn.training import train
 from xray_spark.io import tables
 from xray_spark.labelling.scoring import predict
@@ -109,13 +110,9 @@ def self_train(spark, config, directory: str | Path, images_url: str, synthetic_
     mixed, n_synthetic, n_target, repeats = mix(spark, spark.read.parquet(pseudo_url), synthetic_url,
                                                settings.target_share)
     mixed_url = tables.write_table(mixed, (work / "mix").resolve().as_uri(), config.tables.row_group_size_mb)
-    architecture = source["architecture"]
     cnn = dataclasses.replace(config.cnn, model_name=name, epochs=settings.epochs, learning_rate=settings.learning_rate,
                               warmup_epochs=0, tag_set=source["training"]["cnn"]["tag_set"],
-                              preset=source["training"]["cnn"]["preset"], input_size=architecture["input_size"],
-                              width=architecture["width"], dense_units=architecture["dense_units"],
-                              contrast_only=architecture.get("contrast_only", False),
-                              pedestal_percentile=architecture.get("pedestal_percentile", 0.0))
+                              preset=source["training"]["cnn"]["preset"], **settings_of(source["architecture"]))
     results = train(spark, dataclasses.replace(config, cnn=cnn), mixed_url, fresh=True, init_model=Path(directory))
     manifest = results[0]["manifest"]
     manifest["adaptation"] = {
