@@ -67,3 +67,13 @@ def test_adapt_job_says_what_is_wrong_before_spark_starts(tmp_path, capsys):
     assert "is the model being adapted" in capsys.readouterr().err
     assert main(["--set", f"paths.root={tmp_path}", "adapt", "--model", "mine", "--method", "self-training"]) == 2
     assert "--method self-training needs --synthetic URL" in capsys.readouterr().err
+    base = ["--set", f"paths.root={tmp_path}", "adapt", "--model", "mine", "--synthetic", "file:///generated"]
+    assert main([*base, "--method", "tagged"]) == 2
+    assert "--method tagged needs it" in capsys.readouterr().err
+    assert main([*base, "--labels", str(tmp_path / "tags.csv")]) == 2                 # labels without the method
+    assert "--labels CSV goes with --method tagged" in capsys.readouterr().err
+    assert main([*base, "--method", "tagged", "--labels", str(tmp_path / "tags.csv")]) == 2
+    assert "tags.csv: no such file" in capsys.readouterr().err
+    (tmp_path / "tags.csv").write_text("file,frame_index,Ring\na.cbf,0,1\n")             # no tag of the vocabulary
+    assert main([*base, "--method", "tagged", "--labels", str(tmp_path / "tags.csv")]) == 2
+    assert "missing: every tag column" in capsys.readouterr().err

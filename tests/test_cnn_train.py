@@ -14,10 +14,14 @@ import pytest
 from cnn_tables import TAGS, ring_image, write_ring_table
 from conftest import CLUSTER
 
-from xray_spark import modeldir, schema
+from xray_spark import ensemble, modeldir, schema
+from xray_spark import tags as tagmod
 from xray_spark.cnn import training
-from xray_spark.cnn.self_training import TARGET_RUN, self_train
+from xray_spark.cnn.data import TARGET_RUN
+from xray_spark.cnn.self_training import self_train
+from xray_spark.cnn.tagged_training import train_on_tagged
 from xray_spark.config import load_config
+from xray_spark.io.rows import image_id
 from xray_spark.labelling.scoring import predict
 
 pytestmark = pytest.mark.horovod
@@ -132,9 +136,9 @@ def test_self_training_fine_tunes_on_confident_pseudo_labels_of_the_target_frame
     tags = modeldir.read_manifest(source)["tags"]
     for j, tag in enumerate(tags):
         s = scores[:, j]
-        assert adaptation["pseudo_labels"][tag] == [int((s >= positive).sum()), int((s <= negative).sum()),
+        assert adaptation["labels"][tag] == [int((s >= positive).sum()), int((s <= negative).sum()),
                                                    int(((s > negative) & (s < positive)).sum())], tag
-    assert sum(p for p, _, _ in adaptation["pseudo_labels"].values()) > 0
+    assert sum(p for p, _, _ in adaptation["labels"].values()) > 0
     plan = json.loads((config.paths.local("models", "self-trained") / "data" / "plan.json").read_text())
     assert plan["partial_labels"] and plan["init_weights"].endswith("weights.h5")
     assert plan["validation_runs"] and not any(r.startswith(TARGET_RUN) for r in plan["validation_runs"])
@@ -146,3 +150,63 @@ def test_self_training_fine_tunes_on_confident_pseudo_labels_of_the_target_frame
     again = predict(spark, str(config.paths.local("models", "self-trained")), target, (tmp_path / "p").as_uri())
     assert (again["rows"], again["errors"], again["model_id"]) == (48, 0, manifest["model_id"])
     assert result["rows"] == 48
+
+
+def test_training_on_tagged_frames_takes_the_csv_tags_and_leaves_blank_cells_out(spark, trained, tmp_path):
+    """The frames a labels CSV tags take its tags (a blank cell, or a tag it has no column for, is
+    unknown); rows whose frame is not in the table are reported; target runs never validate. An
+    ensemble has each member fine-tuned from its weights and is built again: a model predict loads."""
+    import dataclasses
+
+    from pyspark.sql import functions as F
+
+    config, images, _, _ = trained
+    config = dataclasses.replace(config, adapt=dataclasses.replace(config.adapt, epochs=1))
+    source = config.paths.local("models", config.cnn.model_name)
+    pair = ensemble.assemble([source, source], tmp_path / "pair", "pair")
+    # an "archive" of 48 frames: frame i is the file ring/i.tif, so its image id is image_id(file, 0)
+    rings = spark.read.parquet(write_ring_table(spark, (tmp_path / "rings").as_uri(), 48, start=7000))
+    archive = (tmp_path / "archive").as_uri()
+    rings.withColumn("image_id", F.substring(F.sha1(F.concat(F.lit("archive:ring/"), "frame", F.lit(".tif#0"))), 1, 20)) \
+        .write.parquet(archive)
+    csv = ["file,frame_index,Ring: Isotropic,Horizon,notes"]
+    for i in range(7000, 7048):
+        horizon = "" if i % 4 == 1 else int(i % 3 == 0)       # blank: the taggers did not settle it
+        csv.append(f"ring/{i}.tif,0,{i % 2},{horizon},seen twice")
+    csv += ["ring/elsewhere.tif,0,1,0,not ingested", "ring/7000.tif,3,1,0,no such frame"]
+    (tmp_path / "tags.csv").write_text("\n".join(csv) + "\n")
+
+    manifest = train_on_tagged(spark, config, tmp_path / "pair", archive, tmp_path / "tags.csv", images, name="tagged")
+    adaptation = manifest["adaptation"]
+    assert (adaptation["images"], adaptation["synthetic_images"]) == (48, 192)
+    assert adaptation["source_model_id"] == pair["model_id"]
+    assert adaptation["tagged_frames_not_found"] == [f"ring/elsewhere.tif (image id {image_id('ring/elsewhere.tif', 0)})",
+                                                     f"ring/7000.tif (image id {image_id('ring/7000.tif', 3)})"]
+    blank = sum(i % 4 == 1 for i in range(7000, 7048))
+    horizons = sum(i % 3 == 0 and i % 4 != 1 for i in range(7000, 7048))
+    assert adaptation["labels"]["Ring: Isotropic"] == [24, 24, 0]
+    assert adaptation["labels"]["Horizon"] == [horizons, 48 - blank - horizons, blank]
+    assert adaptation["labels"]["Ordered"] == [0, 0, 48]                   # no column: unknown on every frame
+    output = config.paths.local("models", "tagged")
+    target = pd.read_parquet(output / "tagged_training" / "target")
+    frame = target.set_index("frame").loc[7005]               # 7005: a ring, its Horizon cell blank
+    names = ["Ring: Isotropic", "Horizon"]
+    assert [frame.tags[tagmod.names().index(t)] for t in names] == [1, -1] and list(frame.tag_names) == names[:1]
+    assert frame.run_id.startswith(TARGET_RUN) and frame.labelled
+    assert all(v == -1 for t, v in zip(tagmod.names(), frame.tags) if t not in names)
+
+    # each member trained on from the source's weights, without validating on the target runs; the
+    # members' training directories are gone once copied into the ensemble, which chose its thresholds
+    assert manifest["kind"] == "ensemble" and len(manifest["members"]) == 2
+    assert manifest["metrics"]["validation"]["images"] > 0
+    assert not any(p.name.startswith("tagged.member") for p in output.parent.iterdir())
+    before = modeldir.load(source).model.get_layer("fc7").get_weights()[0]
+    for member in ensemble.member_dirs(output, manifest):
+        tuned = modeldir.read_manifest(member)
+        runs = tuned["training"]["validation_runs"]
+        assert runs and not any(r.startswith(TARGET_RUN) for r in runs)
+        assert tuned["training"]["train_rows"] > 192 * 0.75              # generated and target frames
+        after = modeldir.load(member).model.get_layer("fc7").get_weights()[0]
+        assert not np.array_equal(before, after) and np.corrcoef(before.ravel(), after.ravel())[0, 1] > 0.9
+    again = predict(spark, str(output), archive, (tmp_path / "p").as_uri())
+    assert (again["rows"], again["errors"], again["model_id"]) == (48, 0, manifest["model_id"])

@@ -13,7 +13,7 @@ from explore_tables import build
 from xray_spark import ensemble, modeldir, schema
 from xray_spark.cli import main
 from xray_spark.cnn.adaptation import adapt
-from xray_spark.cnn.self_training import self_train
+from xray_spark.cnn.fine_tuning import fine_tune
 from xray_spark.config import load_config
 from xray_spark.explore.embeddings import EmbeddingSettings, PenultimateLayer, embed_rows, embedding_dimension
 from xray_spark.labelling.scoring import predict, predictions_of, score_batch
@@ -133,10 +133,14 @@ def test_members_that_do_not_fit_together_are_refused(tmp_path, capsys):
         modeldir.load(escaping)
 
 
-def test_self_training_asks_for_a_member_of_an_ensemble(tmp_path):
+def test_fine_tuning_refuses_a_model_that_is_not_a_cnn_before_it_starts(tmp_path):
     config = load_config(None, [f"paths.root={tmp_path}"])
-    with pytest.raises(ValueError, match="self-train a member"):
-        self_train(None, config, SHIPPED, "unused", "unused", name="self-trained")
+    bof = tmp_path / "bof"
+    bof.mkdir()
+    modeldir.write_manifest(bof, {**{k: v for k, v in modeldir.read_manifest(SHIPPED).items()
+                                     if k not in ("members", "created", "versions", "format")}, "kind": "bof"})
+    with pytest.raises(ValueError, match="a bof model; fine-tuning trains a CNN"):
+        fine_tune(None, config, bof, None, "unused", name="tuned", work=tmp_path, record={})
 
 
 def test_the_stream_labels_with_the_scores_of_its_embedding_pass(images):

@@ -240,9 +240,9 @@ class BofConfig:
 class AdaptConfig:
     positive_score: float = option(0.9, "self-training: a tag scored at least this is a pseudo-positive", min=0.0, max=1.0)
     negative_score: float = option(0.1, "self-training: a tag scored at most this is a pseudo-negative", min=0.0, max=1.0)
-    target_share: float = option(0.25, "self-training: share of the target frames in the training mix", gt=0.0, max=0.9)
-    epochs: int = option(2, "self-training: epochs of fine-tuning on the mix", min=1)
-    learning_rate: float = option(0.002, "self-training: SGD learning rate of one rank (a fifth of training's)", min=0.0)
+    target_share: float = option(0.25, "self-training, tagged: share of the target frames in the training mix", gt=0.0, max=0.9)
+    epochs: int = option(2, "self-training, tagged: epochs of fine-tuning on the mix", min=1)
+    learning_rate: float = option(0.002, "self-training, tagged: SGD learning rate of one rank (a fifth of training's)", min=0.0)
 
 
 @dataclass

@@ -26,14 +26,16 @@ from xray_spark.io import tables
 log = logging.getLogger(__name__)
 
 FILES_PER_RANK = 4
+TARGET_RUN = "target:"      # runs of real target frames (fine-tuning): trained on, never validated on
 
 
 def split_by_run(spark, images_url: str, out_url: str, tag_set: Sequence[str], *, fraction: float,
                  seed: int, ranks: int, row_group_size_mb: int) -> dict:
     """Write the labelled images of ``images_url`` as ``out_url/train`` and ``out_url/validation``.
 
-    Whole runs go to validation (``metrics.split_runs``), never a run with unknown labels (a tag
-    below 0: pseudo-labels, ``self_training``), which would have no true labels to validate on.
+    Whole runs of generated images go to validation (``metrics.split_runs``), never a target run
+    (``TARGET_RUN``: real frames being fine-tuned on) nor a run with unknown labels (a tag below 0),
+    whose frames the thresholds would be chosen on.
     Returns the split facts: table URLs, row counts, validation runs, the training positives per
     tag of ``tag_set`` and whether some labels are unknown (``partial_labels``).
     """
@@ -42,7 +44,7 @@ def split_by_run(spark, images_url: str, out_url: str, tag_set: Sequence[str], *
     images = spark.read.parquet(images_url).filter("labelled")
     lowest = images.groupBy("run_id").agg(F.min(F.array_min("tags")).alias("lowest")).collect()  # one row per run
     partial = {r.run_id for r in lowest if r.lowest < 0}
-    runs = [r.run_id for r in lowest if r.run_id not in partial]
+    runs = [r.run_id for r in lowest if r.run_id not in partial and not r.run_id.startswith(TARGET_RUN)]
     validation_runs = sorted(metrics.split_runs(runs, fraction, seed))
     in_validation = F.col("run_id").isin(validation_runs)
     urls = {"train": f"{out_url}/train", "validation": f"{out_url}/validation"}
