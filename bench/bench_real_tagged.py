@@ -3,16 +3,20 @@ tagged real frames (``adapt --method tagged``), scored on real frames from sourc
 
 Cross-validation grouped by source: the development set's sources (the repository each frame came
 from) are dealt into ``FOLDS`` folds; for each fold every member of the shipped ensemble is
-fine-tuned on the other folds' tagged frames mixed with generated images, and the fold's frames
-are scored by the ensemble of the fine-tuned members (the mean of their scores). Each frame is thus scored by models that saw no
+fine-tuned on the other folds' tagged frames mixed with generated images (``adapt --method tagged``
+on the ensemble), and the fold's frames are scored by the ensemble of the fine-tuned members. Each frame is thus scored by models that saw no
 frame of its source, as a new beamline's frames would be. The pooled out-of-fold scores give AP
 per tag and mAP, beside the shipped model's on the same frames, with a paired bootstrap over the
 frames; the generated test images (seed 12) are scored by the last fold's ensemble.
 
-``python -m bench real_tagged [FOLDS]`` (about 10 minutes per fold on 2 cores).
+With ``--by frame`` the frames are dealt out one by one instead, so a held-out frame's source
+usually has frames in training: what tagging part of one's own archive buys for the rest of it.
+
+``python -m bench real_tagged [--folds 4] [--by source|frame]`` (about 6 minutes per fold on 2 cores).
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -31,11 +35,12 @@ N_MIX, SEED_MIX = 3000, 13          # generated images mixed with the tagged fra
 BOOTSTRAP = 1000
 
 
-def source_folds(frames_csv: Path, folds: int) -> dict[str, int]:
-    """Each source repository's fold: the largest sources first, each to the fold with the fewest
-    frames so far (ties: the lower fold), so that the folds are of about equal size."""
+def folds_of(frames_csv: Path, folds: int, by: str) -> dict[str, int]:
+    """Each group's fold, a group being a source repository (``by="source"``) or a frame's file
+    (``by="frame"``): the largest groups first, each to the fold with the fewest frames so far (ties:
+    the lower fold), so that the folds are of about equal size."""
     with open(frames_csv, newline="", encoding="utf-8") as f:
-        sources = [r["source_repo"] for r in csv.DictReader(f)]
+        sources = [r["source_repo" if by == "source" else "file"] for r in csv.DictReader(f)]
     sizes = {s: sources.count(s) for s in sorted(set(sources))}
     filled, fold_of = [0] * folds, {}
     for source in sorted(sizes, key=lambda s: (-sizes[s], s)):
@@ -71,11 +76,10 @@ def paired_bootstrap(scores_a: np.ndarray, scores_b: np.ndarray, dev, seed: int 
             "p_no_gain": float(np.nanmean(diffs <= 0))}
 
 
-def main(folds: int | str = FOLDS):
+def main(argv: list[str] | None = None):
     from xray_spark import modeldir, tags
     from xray_spark.cnn.tagged_training import train_on_tagged
     from xray_spark.config import PreprocessConfig, load_config
-    from xray_spark.ensemble import assemble, member_dirs
     from xray_spark.io import tables
     from xray_spark.io.ingestion import ingest
     from xray_spark.labelling.dev_set import read_dev_labels, score_dev_set
@@ -84,13 +88,18 @@ def main(folds: int | str = FOLDS):
     from xray_spark.simulate.synthetic_images import generate_images
     from xray_spark.spark import build_session
 
-    folds = int(folds)
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_real_tagged")
+    parser.add_argument("--folds", type=int, default=FOLDS)
+    parser.add_argument("--by", choices=["source", "frame"], default="source",
+                        help="source: no fold trains on a frame of the held-out frames' sources (a new beamline); "
+                             "frame: frames dealt out one by one (tagging part of one's own archive)")
+    args = parser.parse_args(argv if argv is not None else sys.argv[2:] if sys.argv[1:2] == ["real_tagged"] else None)
+    folds = args.folds
     os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-real-tagged-") as tmp:
         directory = load_config(None, []).paths.model_dir(SHIPPED_MODEL)
         manifest = modeldir.read_manifest(directory)
-        members = member_dirs(directory, manifest)
         preprocessing = [f"preprocess.{k}={str(v).lower()}" for k, v in manifest["preprocessing"].items()
                          if k in PreprocessConfig.__dataclass_fields__]
         config = load_config(None, ["spark.ui=false", "progress.console=never", f"paths.root={tmp}", *preprocessing])
@@ -100,9 +109,9 @@ def main(folds: int | str = FOLDS):
         with open(DEV / "labels.csv", newline="", encoding="utf-8") as f:
             label_rows = list(csv.DictReader(f))
         with open(DEV / "frames.csv", newline="", encoding="utf-8") as f:
-            source_of = {r["file"]: r["source_repo"] for r in csv.DictReader(f)}
-        fold_of = source_folds(DEV / "frames.csv", folds)
-        frame_fold = np.array([fold_of[source_of[f]] for f in dev.files])
+            group_of = {r["file"]: r["source_repo" if args.by == "source" else "file"] for r in csv.DictReader(f)}
+        fold_of = folds_of(DEV / "frames.csv", folds, args.by)
+        frame_fold = np.array([fold_of[group_of[f]] for f in dev.files])
         spark = build_session(config, "bench-real-tagged")
         try:
             ingest(spark, config, archive=str(DEV))
@@ -118,30 +127,27 @@ def main(folds: int | str = FOLDS):
             for k in range(folds):
                 labels = write_labels([r for r, f in zip(label_rows, frame_fold) if f != k], Path(tmp) / f"fold{k}.csv")
                 seconds = time.monotonic()
-                tuned = []
-                for j, member in enumerate(members):
-                    train_on_tagged(spark, config, member, images, labels, synthetic_mix, name=f"fold{k}-member{j}")
-                    tuned.append(config.paths.model_dir(f"fold{k}-member{j}"))
-                assemble(tuned, config.paths.model_dir(f"fold{k}"), f"fold{k}")
+                train_on_tagged(spark, config, directory, images, labels, synthetic_mix, name=f"fold{k}")
                 rows = dev_scores(spark, config.paths.model_dir(f"fold{k}"), images,
                                   f"{config.paths.url('predictions')}/fold{k}")
                 held_out = frame_fold == k
                 oof[held_out] = np.array([np.asarray(rows[i]["scores"])[columns] for i in dev.image_ids])[held_out]
-                fold_facts.append({"fold": k, "sources": sorted(s for s, f in fold_of.items() if f == k),
+                fold_facts.append({"fold": k, "groups": sorted(g for g, f in fold_of.items() if f == k),
                                    "frames": int(held_out.sum()), "training_frames": int((~held_out).sum()),
                                    "seconds": round(time.monotonic() - seconds, 1)})
                 print(json.dumps(fold_facts[-1]), flush=True)
             evaluation = predict(spark, config.paths.model_dir(f"fold{folds - 1}"), synthetic_test,
                                  f"{config.paths.url('predictions')}/synthetic")["evaluation"]
             synthetic_map = float(np.nanmean([a for t, a in zip(evaluation.labels, evaluation.ap) if t in top17]))
-            adaptation = modeldir.read_manifest(config.paths.model_dir(f"fold{folds - 1}-member0"))["adaptation"]
+            adaptation = modeldir.read_manifest(config.paths.model_dir(f"fold{folds - 1}"))["adaptation"]
         finally:
             spark.stop()
     tagged, before = score_dev_set(oof, dev), score_dev_set(shipped, dev)
-    out = {"name": "real_frames_tagged_cv", "model_id": manifest["model_id"],
+    out = {"name": "real_frames_tagged_cv" if args.by == "source" else "real_frames_tagged_cv_by_frame", "model_id": manifest["model_id"],
            "method": "each member of the shipped ensemble fine-tuned on the tagged frames of the other folds' sources "
                      "mixed with generated images (adapt --method tagged), the held-out fold scored by their mean",
-           "folds": fold_facts, "grouped_by": "source repository (datasets/real_dev/frames.csv source_repo)",
+           "folds": fold_facts, "grouped_by": {"source": "source repository (datasets/real_dev/frames.csv source_repo)",
+                                                 "frame": "file (frames dealt out one by one)"}[args.by],
            "mix": {"generated_images": N_MIX, "seed": SEED_MIX, "target_share": config.adapt.target_share,
                    "epochs": config.adapt.epochs, "learning_rate": config.adapt.learning_rate,
                    "target_repeats_last_fold": adaptation["target_repeats"]},
@@ -153,7 +159,7 @@ def main(folds: int | str = FOLDS):
            "synthetic_mAP_top17_shipped": json.loads((RESULTS / "real_frames.json").read_text())["synthetic_mAP_top17"],
            "seconds": round(time.monotonic() - started, 1), "machine": machine(),
            "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (RESULTS / "real_frames_tagged_cv.json").write_text(json.dumps(out, indent=2, default=float) + "\n")
+    (RESULTS / f"{out['name']}.json").write_text(json.dumps(out, indent=2, default=float) + "\n")
     print(json.dumps({k: out[k] for k in ("figure", "baseline", "paired_bootstrap", "synthetic_mAP_top17_last_fold")},
                      default=float))
     for tag in tagged["scored_tags"]:
@@ -163,4 +169,4 @@ def main(folds: int | str = FOLDS):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(sys.argv[1:])
