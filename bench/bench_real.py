@@ -12,6 +12,7 @@ false positives and false negatives).
 
 ``python -m bench.bench_real [MODEL_DIR]`` scores another model directory.
 """
+import csv
 import json
 import os
 import sys
@@ -45,7 +46,7 @@ def main(model: str | None = None):
     from xray_spark.config import PreprocessConfig, load_config
     from xray_spark.io import tables
     from xray_spark.io.ingestion import ingest
-    from xray_spark.labelling.dev_set import read_dev_labels, score_dev_set, worst_cases
+    from xray_spark.labelling.dev_set import read_dev_labels, score_dev_set, without_each_source, worst_cases
     from xray_spark.labelling.scoring import predict
     from xray_spark.modeldir import read_manifest
     from xray_spark.paths import SHIPPED_MODEL
@@ -72,6 +73,9 @@ def main(model: str | None = None):
             columns = [manifest["tags"].index(t) for t in dev.tags]
             scores = np.array([np.asarray(rows[i]["scores"])[columns] for i in dev.image_ids])
             result = score_dev_set(scores, dev)
+            with open(DEV / "frames.csv", newline="", encoding="utf-8") as f:
+                source_of = {r["file"]: r["source_repo"] for r in csv.DictReader(f)}
+            by_source = without_each_source(scores, dev, [source_of[f] for f in dev.files], result["scored_tags"])
             # AdaBN on the development frames themselves: their images, never their labels
             adapted_dir = Path(tmp) / "models" / "adapted"
             adapted_manifest = adapt(spark, directory, config.paths.url("images"), adapted_dir, name="adapted")
@@ -106,6 +110,9 @@ def main(model: str | None = None):
            "figure": {"real_mAP": result["mAP"], "unit": "mAP over the top-17 tags with >= 5 positives"},
            "baseline": {"chance": result["chance"]}, "ratio": result["mAP"] / result["chance"],
            "real": result, "synthetic_mAP_top17": synthetic_map,
+           "without_each_source": {"range": [min(v["mAP"] for v in by_source.values() if v["mAP"] is not None),
+                                             max(v["mAP"] for v in by_source.values() if v["mAP"] is not None)],
+                                   "sources": by_source},
            "adapted": {"method": adapted_manifest["adaptation"]["method"], "images": "the development frames (labels unused)",
                        "mAP": adapted["mAP"], "tags": adapted["tags"]},
            "synthetic": {"images": N_SYNTHETIC, "seed": SEED_SYNTHETIC, "ap": dict(zip(evaluation.labels, evaluation.ap))},
@@ -116,7 +123,7 @@ def main(model: str | None = None):
            "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2, default=float) + "\n")
     print(json.dumps({k: out[k] for k in ("model_id", "figure", "baseline", "synthetic_mAP_top17")}, default=float),
-          f"adapted (AdaBN) mAP {adapted['mAP']:.4f}")
+          f"adapted (AdaBN) mAP {adapted['mAP']:.4f}; one source left out: {out['without_each_source']['range']}")
     for tag, t in result["tags"].items():
         a = adapted["tags"][tag]["ap"]
         print(f"  {tag:<24} AP {t['ap'] if t['ap'] is None else round(t['ap'], 3)}  adapted {a if a is None else round(a, 3)}"

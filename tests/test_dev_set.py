@@ -5,7 +5,14 @@ from pathlib import Path
 
 import numpy as np
 
-from xray_spark.labelling.dev_set import agreement, consensus, read_dev_labels, score_dev_set, worst_cases
+from xray_spark.labelling.dev_set import (
+    agreement,
+    consensus,
+    read_dev_labels,
+    score_dev_set,
+    without_each_source,
+    worst_cases,
+)
 
 DEV = Path(__file__).resolve().parents[1] / "datasets" / "real_dev"
 
@@ -31,6 +38,11 @@ def test_dev_scores_leave_unknown_frames_out_and_find_the_worst_cases(tmp_path):
     assert result["tags"]["B"]["ap"] == 1.0                 # the unknown frame's 0.99 does not count
     false_pos, false_neg = worst_cases(scores, dev, "A", n=1)
     assert false_pos == [7] and false_neg == [6]
+
+    # frame 7, A's only badly ranked negative, is source "y"'s: without it A ranks perfectly
+    left_out = without_each_source(scores, dev, ["x"] * 7 + ["y"], ["A", "B"])
+    assert left_out["y"] == {"frames_left_out": 1, "mAP": 1.0}
+    assert left_out["x"] == {"frames_left_out": 7, "mAP": None}                       # no positive left
 
 
 def test_every_dev_frame_has_its_source_and_a_file():

@@ -59,6 +59,21 @@ def score_dev_set(scores: np.ndarray, dev: DevLabels, min_positives: int = 5) ->
     }
 
 
+def without_each_source(scores: np.ndarray, dev: DevLabels, sources: list[str], tags: list[str]) -> dict:
+    """mAP over ``tags`` (fixed: the tags scored on the whole set) with each source's frames left out
+    in turn (``sources``: each frame's source). A figure of 81 frames can rest on a few frames of
+    one kind; a change that moves the mAP only through one source's frames is a change for that
+    source, not for real frames in general."""
+    columns = [dev.tags.index(t) for t in tags]
+    out = {}
+    for source in sorted(set(sources)):
+        keep = np.array([s != source for s in sources])
+        ap = metrics.average_precisions(scores[keep][:, columns], dev.labels[keep][:, columns])
+        out[source] = {"frames_left_out": int((~keep).sum()),
+                       "mAP": float(np.nanmean(ap)) if not np.isnan(ap).all() else None}
+    return out
+
+
 def worst_cases(scores: np.ndarray, dev: DevLabels, tag: str, n: int = 4) -> tuple[list[int], list[int]]:
     """Rows of the highest-scored known negatives (false positives) and lowest-scored known positives
     (false negatives) of ``tag``."""
