@@ -1,11 +1,12 @@
-"""What a scientist's tags of real frames are worth: the shipped model's members trained on with
-tagged real frames (``adapt --method tagged``), scored on real frames from sources they never saw.
+"""What a scientist's tags of real frames are worth: the shipped ensemble trained on with tagged
+real frames (``adapt --method tagged``), scored on real frames it was not trained on.
 
 Cross-validation grouped by source: the development set's sources (the repository each frame came
 from) are dealt into ``FOLDS`` folds; for each fold every member of the shipped ensemble is
-fine-tuned on the other folds' tagged frames mixed with generated images (``adapt --method tagged``
-on the ensemble), and the fold's frames are scored by the ensemble of the fine-tuned members. Each frame is thus scored by models that saw no
-frame of its source, as a new beamline's frames would be. The pooled out-of-fold scores give AP
+fine-tuned on the other folds' tagged frames mixed with generated images (``adapt --method
+tagged`` on the ensemble), and the fold's frames are scored by the ensemble of the fine-tuned
+members. Each frame is thus scored by models that saw no frame of its source, as a new
+beamline's frames would be. The pooled out-of-fold scores give AP
 per tag and mAP, beside the shipped model's on the same frames, with a paired bootstrap over the
 frames; the generated test images (seed 12) are scored by the last fold's ensemble.
 
