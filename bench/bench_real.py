@@ -38,12 +38,32 @@ def dev_scores(spark, directory, images_url: str, output_url: str) -> dict:
             .select("image_id", "scores").collect()}
 
 
+def score_matrix(rows: dict, image_ids: list[str], columns: list[int]) -> np.ndarray:
+    """The scores of ``dev_scores``'s rows as (frames in ``image_ids`` order, model columns ``columns``)."""
+    return np.array([np.asarray(rows[i]["scores"])[columns] for i in image_ids])
+
+
+def source_of() -> dict[str, str]:
+    """Each development frame's file -> the repository it came from (``frames.csv``)."""
+    with open(DEV / "frames.csv", newline="", encoding="utf-8") as f:
+        return {r["file"]: r["source_repo"] for r in csv.DictReader(f)}
+
+
+def stored_as_trained(manifest: dict, root: str):
+    """A configuration under ``root`` that stores frames as the model was trained: its preprocessing."""
+    from xray_spark.config import PreprocessConfig, load_config
+
+    preprocessing = [f"preprocess.{k}={str(v).lower()}" for k, v in manifest["preprocessing"].items()
+                     if k in PreprocessConfig.__dataclass_fields__]
+    return load_config(None, ["spark.ui=false", "progress.console=never", f"paths.root={root}", *preprocessing])
+
+
 def main(model: str | None = None):
     from pyspark.sql import functions as F
 
     from xray_spark import tags
     from xray_spark.cnn.adaptation import adapt
-    from xray_spark.config import PreprocessConfig, load_config
+    from xray_spark.config import load_config
     from xray_spark.io import tables
     from xray_spark.io.ingestion import ingest
     from xray_spark.labelling.dev_set import read_dev_labels, score_dev_set, without_each_source, worst_cases
@@ -59,10 +79,7 @@ def main(model: str | None = None):
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         directory = load_config(None, []).paths.model_dir(model or SHIPPED_MODEL)
         manifest = read_manifest(directory)
-        # the frames are stored as the model was trained: with its preprocessing
-        preprocessing = [f"preprocess.{k}={str(v).lower()}" for k, v in manifest["preprocessing"].items()
-                         if k in PreprocessConfig.__dataclass_fields__]
-        config = load_config(None, ["spark.ui=false", "progress.console=never", f"paths.root={tmp}", *preprocessing])
+        config = stored_as_trained(manifest, tmp)
         dev = read_dev_labels(str(DEV / "labels.csv"), [t for t in manifest["tags"] if t in tags.subset("top17")])
         spark = build_session(config, "bench-real")
         try:
@@ -71,17 +88,16 @@ def main(model: str | None = None):
             missing = [f for i, f in zip(dev.image_ids, dev.files) if i not in rows]
             dev = dev.only(rows)
             columns = [manifest["tags"].index(t) for t in dev.tags]
-            scores = np.array([np.asarray(rows[i]["scores"])[columns] for i in dev.image_ids])
+            scores = score_matrix(rows, dev.image_ids, columns)
             result = score_dev_set(scores, dev)
-            with open(DEV / "frames.csv", newline="", encoding="utf-8") as f:
-                source_of = {r["file"]: r["source_repo"] for r in csv.DictReader(f)}
-            by_source = without_each_source(scores, dev, [source_of[f] for f in dev.files], result["scored_tags"])
+            sources = source_of()
+            by_source = without_each_source(scores, dev, [sources[f] for f in dev.files], result["scored_tags"])
             # AdaBN on the development frames themselves: their images, never their labels
             adapted_dir = Path(tmp) / "models" / "adapted"
             adapted_manifest = adapt(spark, directory, config.paths.url("images"), adapted_dir, name="adapted")
             adapted_rows = dev_scores(spark, adapted_dir, config.paths.url("images"),
                                       f"{config.paths.url('predictions')}/real-adapted")
-            adapted = score_dev_set(np.array([np.asarray(adapted_rows[i]["scores"])[columns] for i in dev.image_ids]), dev)
+            adapted = score_dev_set(score_matrix(adapted_rows, dev.image_ids, columns), dev)
             cases = {}
             shown = set()
             for tag in result["scored_tags"]:

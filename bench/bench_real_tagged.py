@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_real import DEV, N_SYNTHETIC, SEED_SYNTHETIC, dev_scores
+from bench.bench_real import DEV, N_SYNTHETIC, SEED_SYNTHETIC, dev_scores, score_matrix, source_of, stored_as_trained
 from bench.harness import RESULTS, machine
 
 FOLDS = 4
@@ -36,17 +36,15 @@ N_MIX, SEED_MIX = 3000, 13          # generated images mixed with the tagged fra
 BOOTSTRAP = 1000
 
 
-def folds_of(frames_csv: Path, folds: int, by: str) -> dict[str, int]:
-    """Each group's fold, a group being a source repository (``by="source"``) or a frame's file
-    (``by="frame"``): the largest groups first, each to the fold with the fewest frames so far (ties:
-    the lower fold), so that the folds are of about equal size."""
-    with open(frames_csv, newline="", encoding="utf-8") as f:
-        sources = [r["source_repo" if by == "source" else "file"] for r in csv.DictReader(f)]
-    sizes = {s: sources.count(s) for s in sorted(set(sources))}
+def folds_of(groups: list[str], folds: int) -> dict[str, int]:
+    """Each group's fold (``groups``: each frame's group, its source or its own file): the largest
+    groups first, each to the fold with the fewest frames so far (ties: the lower fold), so that the
+    folds are of about equal size."""
+    sizes = {g: groups.count(g) for g in sorted(set(groups))}
     filled, fold_of = [0] * folds, {}
-    for source in sorted(sizes, key=lambda s: (-sizes[s], s)):
+    for group in sorted(sizes, key=lambda g: (-sizes[g], g)):
         k = filled.index(min(filled))
-        fold_of[source], filled[k] = k, filled[k] + sizes[source]
+        fold_of[group], filled[k] = k, filled[k] + sizes[group]
     return fold_of
 
 
@@ -80,7 +78,7 @@ def paired_bootstrap(scores_a: np.ndarray, scores_b: np.ndarray, dev, seed: int 
 def main(argv: list[str] | None = None):
     from xray_spark import modeldir, tags
     from xray_spark.cnn.tagged_training import train_on_tagged
-    from xray_spark.config import PreprocessConfig, load_config
+    from xray_spark.config import load_config
     from xray_spark.io import tables
     from xray_spark.io.ingestion import ingest
     from xray_spark.labelling.dev_set import read_dev_labels, score_dev_set
@@ -101,24 +99,22 @@ def main(argv: list[str] | None = None):
     with tempfile.TemporaryDirectory(prefix="bench-real-tagged-") as tmp:
         directory = load_config(None, []).paths.model_dir(SHIPPED_MODEL)
         manifest = modeldir.read_manifest(directory)
-        preprocessing = [f"preprocess.{k}={str(v).lower()}" for k, v in manifest["preprocessing"].items()
-                         if k in PreprocessConfig.__dataclass_fields__]
-        config = load_config(None, ["spark.ui=false", "progress.console=never", f"paths.root={tmp}", *preprocessing])
+        config = stored_as_trained(manifest, tmp)
         top17 = [t for t in manifest["tags"] if t in tags.subset("top17")]
         dev = read_dev_labels(str(DEV / "labels.csv"), top17)
         columns = [manifest["tags"].index(t) for t in top17]
         with open(DEV / "labels.csv", newline="", encoding="utf-8") as f:
             label_rows = list(csv.DictReader(f))
-        with open(DEV / "frames.csv", newline="", encoding="utf-8") as f:
-            group_of = {r["file"]: r["source_repo" if args.by == "source" else "file"] for r in csv.DictReader(f)}
-        fold_of = folds_of(DEV / "frames.csv", folds, args.by)
-        frame_fold = np.array([fold_of[group_of[f]] for f in dev.files])
+        sources = source_of()
+        groups = [sources[f] if args.by == "source" else f for f in dev.files]
+        fold_of = folds_of(groups, folds)
+        frame_fold = np.array([fold_of[g] for g in groups])
         spark = build_session(config, "bench-real-tagged")
         try:
             ingest(spark, config, archive=str(DEV))
             images = config.paths.url("images")
             shipped_rows = dev_scores(spark, directory, images, f"{config.paths.url('predictions')}/shipped")
-            shipped = np.array([np.asarray(shipped_rows[i]["scores"])[columns] for i in dev.image_ids])
+            shipped = score_matrix(shipped_rows, dev.image_ids, columns)
             synthetic_mix = tables.write_table(generate_images(spark, config, n_images=N_MIX, seed=SEED_MIX),
                                                f"{images}-mix")
             synthetic_test = tables.write_table(generate_images(spark, config, n_images=N_SYNTHETIC,
@@ -132,7 +128,7 @@ def main(argv: list[str] | None = None):
                 rows = dev_scores(spark, config.paths.model_dir(f"fold{k}"), images,
                                   f"{config.paths.url('predictions')}/fold{k}")
                 held_out = frame_fold == k
-                oof[held_out] = np.array([np.asarray(rows[i]["scores"])[columns] for i in dev.image_ids])[held_out]
+                oof[held_out] = score_matrix(rows, dev.image_ids, columns)[held_out]
                 fold_facts.append({"fold": k, "groups": sorted(g for g, f in fold_of.items() if f == k),
                                    "frames": int(held_out.sum()), "training_frames": int((~held_out).sum()),
                                    "seconds": round(time.monotonic() - seconds, 1)})
@@ -144,9 +140,10 @@ def main(argv: list[str] | None = None):
         finally:
             spark.stop()
     tagged, before = score_dev_set(oof, dev), score_dev_set(shipped, dev)
-    out = {"name": "real_frames_tagged_cv" if args.by == "source" else "real_frames_tagged_cv_by_frame", "model_id": manifest["model_id"],
-           "method": "each member of the shipped ensemble fine-tuned on the tagged frames of the other folds' sources "
-                     "mixed with generated images (adapt --method tagged), the held-out fold scored by their mean",
+    out = {"name": "real_frames_tagged_cv" if args.by == "source" else "real_frames_tagged_cv_by_frame",
+           "model_id": manifest["model_id"],
+           "method": "each member of the shipped ensemble fine-tuned on the tagged frames of the other folds mixed with "
+                     "generated images (adapt --method tagged), the held-out fold scored by their mean",
            "folds": fold_facts, "grouped_by": {"source": "source repository (datasets/real_dev/frames.csv source_repo)",
                                                  "frame": "file (frames dealt out one by one)"}[args.by],
            "mix": {"generated_images": N_MIX, "seed": SEED_MIX, "target_share": config.adapt.target_share,

@@ -45,8 +45,9 @@ def tagged_frames(spark, images_url: str, labels_path: str | Path):
              [t for t in tags if labels.labels[k, column[t]] == 1]) for k, i in enumerate(labels.image_ids)]
     table = spark.createDataFrame(rows, "image_id string, tags array<tinyint>, tag_names array<string>")
     images = spark.read.parquet(images_url).drop("tags", "tag_names", "labelled")
-    found = {r.image_id for r in images.join(F.broadcast(table.select("image_id")), "image_id").select("image_id").collect()}
-    missing = [f"{f} (image id {i})" for i, f in zip(labels.image_ids, labels.files) if i not in found]
+    absent = {r.image_id for r in table.select("image_id").join(images.select("image_id"), "image_id", "left_anti")
+              .collect()}     # only the CSV rows the table lacks: usually none
+    missing = [f"{f} (image id {i})" for i, f in zip(labels.image_ids, labels.files) if i in absent]
     return as_target(images.join(F.broadcast(table), "image_id")), missing
 
 
