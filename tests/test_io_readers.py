@@ -189,6 +189,26 @@ def unit_of(path, sidecar=None):
             "size": st.st_size, "mtime": st.st_mtime, "parts": [], "sidecar": json.dumps(sidecar or {})}
 
 
+def test_a_tiff_whose_strip_byte_counts_are_zero_is_read_unless_the_file_is_short(tmp_path):
+    """QXRD (APS) writes StripByteCounts = 0; libtiff, tifffile and fabio read the image from its offset on."""
+    import tifffile
+
+    frame = frames(1)[0].astype(np.uint16)
+    tifffile.imwrite(tmp_path / "f.tif", frame)
+    with tifffile.TiffFile(tmp_path / "f.tif") as tif:
+        counts, offset = tif.pages[0].tags["StripByteCounts"], tif.pages[0].dataoffsets[0]
+    assert counts.count == 1 and counts.dtype == 4 and offset + frame.nbytes == (tmp_path / "f.tif").stat().st_size
+    blob = bytearray((tmp_path / "f.tif").read_bytes())
+    blob[counts.valueoffset:counts.valueoffset + 4] = bytes(4)               # StripByteCounts = 0
+    write_bytes(tmp_path / "qxrd.tif", bytes(blob))
+    _, got = read_all(tmp_path / "qxrd.tif")
+    assert np.array_equal(got[0], frame)
+    write_bytes(tmp_path / "short.tif", bytes(blob[:offset + frame.nbytes // 2]))
+    with pytest.raises(UnreadableFile) as err:
+        read_all(tmp_path / "short.tif")
+    assert err.value.reason == "truncated" and "short.tif" in str(err.value)
+
+
 @pytest.mark.parametrize("compression", ["lzw", "zlib", "zstd", "packbits"])
 def test_compressed_tiffs_give_their_counts(tmp_path, compression):
     """Detector TIFFs are often LZW- or deflate-compressed (imagecodecs decodes them for tifffile)."""

@@ -342,8 +342,11 @@ def _open_tiff(path: str, found: Sniffed) -> Iterator[DetectorFile]:
         def frame(i: int) -> np.ndarray:
             page = pages[i]
             expected = int(np.prod(page.shape)) * page.dtype.itemsize if page.dtype is not None else 0
-            if page.compression == 1 and sum(page.databytecounts) < expected:
-                raise UnreadableFile("truncated", f"{path} frame {i}: its strips hold {sum(page.databytecounts)} "
+            held = sum(page.databytecounts)
+            if held == 0 and page.dataoffsets:  # StripByteCounts of 0 (QXRD writes them): read on from the offset,
+                held = tif.filehandle.size - page.dataoffsets[0]           # as libtiff, tifffile and fabio do
+            if page.compression == 1 and held < expected:
+                raise UnreadableFile("truncated", f"{path} frame {i}: its strips hold {held} "
                                      f"bytes, the image needs {expected}")
             return _checked(page.asarray(), path, i)
 
