@@ -123,6 +123,14 @@ def test_detector_layouts():
     assert mar[0, 0] == 1 and mar[32, 32] == 0                              # circular active area
     assert not inactive_fraction("Photonics CCD", (64, 64)).any()
     assert detector("MarCCD").tag == "MarCCD" and detector("Pilatus1M").tag is None
+    # beyond the paper's: a wide module row whose vertical gaps cross the frame, an image plate's round
+    # field that is not a MarCCD, a flat panel on its dark offset
+    wide = inactive_fraction("Pilatus300kw", (64, 256))
+    assert detector("Pilatus300kw").shape == (195, 1475) and (wide > 0.5).all(axis=0).sum() >= 2
+    plate = inactive_fraction("Mar345", (64, 64))
+    assert plate[0, 0] == 1 and plate[32, 32] == 0 and detector("Mar345").tag is None
+    panel = detector("Perkin")
+    assert not panel.photon_counting and panel.dark_offset >= 100 and panel.tag is None
 
 
 def test_grid_coordinates_round_trip():

@@ -1,8 +1,8 @@
 """Detector models: real frame shapes, pixel sizes, module gaps and counter limits.
 
-The area detectors of the paper's beamlines, taken from pyFAI's definitions where pyFAI has them
-(``pyFAI.detector_factory``: Pilatus and Eiger frames with their real module gaps from
-``calc_mask()``; the MarCCD 165 as pyFAI's ``MAR165``, a circular active area inside a square
+The area detectors of the paper's beamlines and of today's archives, taken from pyFAI's definitions
+where pyFAI has them (``pyFAI.detector_factory``: Pilatus and Eiger frames with their real module
+gaps from ``calc_mask()``, the Perkin flat panel, the mar345 image plate's round field; the MarCCD 165 as pyFAI's ``MAR165``, a circular active area inside a square
 frame). The Photonic Science CCD of the paper's WAXS station has no pyFAI definition; it is a
 gapless square frame defined here from its size (``PHOTONICS_CCD``).
 
@@ -49,6 +49,16 @@ DETECTORS = {
                           read_noise=6.0, dark_offset=10.0),
     "MarCCD": dict(tag="MarCCD", counter_limit=2**16 - 1, photon_counting=False,
                    read_noise=4.0, dark_offset=10.0),
+    # what real archives hold beyond the paper's detectors: strips and wide modules (stretched to
+    # the stored square, their rings are ellipses), large pixel arrays, an a-Si flat panel on its
+    # dark offset of about a thousand counts, an image plate with a round field that is no MarCCD
+    "Pilatus100k": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Pilatus300kw": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Pilatus6M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Eiger4M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Eiger2_1M-W": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Perkin": dict(tag=None, counter_limit=2**16 - 1, photon_counting=False, read_noise=10.0, dark_offset=1000.0),
+    "Mar345": dict(tag=None, counter_limit=2**16 - 1, photon_counting=False, read_noise=2.0, dark_offset=0.0),
 }
 
 
