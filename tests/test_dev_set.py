@@ -1,9 +1,11 @@
 """The real-frame development set: its labels, the consensus of two tagging passes, and that every
 one of its frames is an ingestible detector file with recorded source, commit and licence."""
 import csv
+import functools
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from xray_spark.labelling.dev_set import (
     agreement,
@@ -15,6 +17,7 @@ from xray_spark.labelling.dev_set import (
 )
 
 DEV = Path(__file__).resolve().parents[1] / "datasets" / "real_dev"
+TRAIN = DEV.parent / "real_train"
 
 
 def test_consensus_keeps_agreement_and_settles_the_rest_by_a_third_look():
@@ -45,17 +48,21 @@ def test_dev_scores_leave_unknown_frames_out_and_find_the_worst_cases(tmp_path):
     assert left_out["x"] == {"frames_left_out": 7, "mAP": None}                       # no positive left
 
 
-def test_every_dev_frame_has_its_source_and_a_file():
-    with open(DEV / "frames.csv", newline="") as f:
+@pytest.mark.parametrize("collection, frames, sources", [(DEV, 57, 10), (TRAIN, 50, 15)])
+def test_every_real_frame_has_its_source_and_a_file(collection, frames, sources):
+    with open(collection / "frames.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) >= 57 and len({r["source_repo"] for r in rows}) >= 10
+    assert len(rows) >= frames and len({r["source_repo"] for r in rows}) >= sources
     for r in rows:
-        assert (DEV / r["file"]).is_file(), r["file"]
+        assert (collection / r["file"]).is_file(), r["file"]
         assert len(r["commit"]) == 40 and r["licence"] and r["source_path"], r["frame_id"]
+    if collection == TRAIN:                 # redistributed in a trained model: only licensed sources
+        assert not [r["frame_id"] for r in rows if "no licence" in r["licence"]]
 
 
-def test_every_dev_frame_ingests():
-    """Each labelled frame of the development set becomes an image row (ingest's executor function)."""
+@functools.cache
+def ingested_frames(collection: Path) -> dict:
+    """(file, frame) -> the stored image of each frame of ``collection`` (ingest's executor function)."""
     import json
     from dataclasses import asdict
 
@@ -65,21 +72,40 @@ def test_every_dev_frame_ingests():
     from xray_spark.io.rows import file_rows
 
     config = load_config(None, ["tables.image_size=32"])
-    files, sidecars = discover(str(DEV), config.ingest.ignore, config.ingest.sidecar)
-    settings = settings_of(config, str(DEV), {})
-    ingested, turned = set(), set()
+    files, sidecars = discover(str(collection), config.ingest.ignore, config.ingest.sidecar)
+    settings = settings_of(config, str(collection), {})
+    ingested = {}
     for f in files:
         unit = {**asdict(f), "sidecar": json.dumps(sidecars.get((f.beamtime, f.run_id), {}))}
         for r in file_rows(unit, settings):
             if r.get("kind") not in ("file", "quarantine"):
-                ingested.add((f.path, r["frame"]))
-                if json.loads(r["provenance"])["rotate"]:
-                    turned.add(f.path)
-    with open(DEV / "labels.csv", newline="") as f:
-        wanted = {(r["file"], int(r["frame_index"])) for r in csv.DictReader(f)}
-    assert len(wanted) >= 80 and wanted <= ingested, sorted(wanted - ingested)[:5]
+                ingested[(f.path, r["frame"])] = (r["image"], json.loads(r["provenance"])["rotate"])
+    return ingested
+
+
+def labelled(collection: Path) -> set:
+    with open(collection / "labels.csv", newline="") as f:
+        return {(r["file"], int(r["frame_index"])) for r in csv.DictReader(f)}
+
+
+def test_every_dev_frame_ingests():
+    """Each labelled frame of the development set becomes an image row (ingest's executor function)."""
+    ingested, wanted = ingested_frames(DEV), labelled(DEV)
+    assert len(wanted) >= 80 and wanted <= set(ingested), sorted(wanted - set(ingested))[:5]
     # the NSLS-II SMI WAXS frames, stored turned, are stored upright (their runs' rotate: 1), and only they
+    turned = {path for (path, _), (_, rotate) in ingested.items() if rotate}
     assert len(turned) == 13 and all("smi" in p for p in turned)
+
+
+def test_every_training_frame_ingests_and_none_is_a_development_frame():
+    """The real training set (datasets/real_train) is ingested whole, and no frame of it is stored
+    with the same pixels as a development frame: the development figure stays a measure."""
+    ingested, wanted = ingested_frames(TRAIN), labelled(TRAIN)
+    assert len(wanted) >= 50 and wanted <= set(ingested), sorted(wanted - set(ingested))[:5]
+    turned = {path for (path, _), (_, rotate) in ingested.items() if rotate}
+    assert turned and all(p.startswith("xrsp/") for p in turned)      # the lab GISAXS frames stored turned
+    dev = {image for image, _ in ingested_frames(DEV).values()}
+    assert not [key for key, (image, _) in ingested.items() if image in dev]
 
 
 def test_dev_labels_narrow_to_the_scored_frames(tmp_path):
