@@ -26,6 +26,7 @@ from bench.harness import RESULTS, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "datasets" / "real_dev"
+TRAIN = ROOT / "datasets" / "real_train"
 N_SYNTHETIC, SEED_SYNTHETIC = 800, 12
 
 
