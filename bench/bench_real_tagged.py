@@ -18,7 +18,8 @@ With ``--by set`` the ensemble is fine-tuned once, on the real-frame training se
 is scored: what a labelled real training set kept apart from the development set buys.
 ``--with-training-set`` adds those frames to every fold's training (``--by source|frame``).
 
-``python -m bench real_tagged [--folds 4] [--by source|frame|set] [--with-training-set]`` (about 6 minutes per fold on 2 cores).
+``python -m bench real_tagged [--folds 4] [--by source|frame|set] [--with-training-set]`` (about
+6 minutes per fold on 2 cores).
 """
 from __future__ import annotations
 
@@ -60,11 +61,6 @@ def folds_of(groups: list[str], folds: int) -> dict[str, int]:
         k = filled.index(min(filled))
         fold_of[group], filled[k] = k, filled[k] + sizes[group]
     return fold_of
-
-
-def tagged_rows(labels: Path) -> int:
-    with open(labels, newline="", encoding="utf-8") as f:
-        return sum(1 for _ in csv.DictReader(f))
 
 
 def write_labels(rows: list[dict], path: Path) -> Path:
@@ -141,37 +137,36 @@ def main(argv: list[str] | None = None):
                                                f"{images}-mix")
             synthetic_test = tables.write_table(generate_images(spark, config, n_images=N_SYNTHETIC,
                                                                 seed=SEED_SYNTHETIC), f"{images}-synthetic")
+            train_rows, images_for_training = [], images
             if args.by == "set" or args.with_training_set:    # the training set, an archive of its own
                 train_config = stored_as_trained(manifest, f"{tmp}/train")
                 ingest(spark, train_config, archive=str(TRAIN))
-                train_images = train_config.paths.url("images")
+                images_for_training = train_config.paths.url("images")
+                with open(TRAIN / "labels.csv", newline="", encoding="utf-8") as f:
+                    train_rows = [{k: r.get(k, "") for k in label_rows[0]} for r in csv.DictReader(f)]
             if args.by == "set":
-                plans = [(TRAIN / "labels.csv", train_images, np.ones(len(dev.files), bool))]
+                plans = [(train_rows, images_for_training, np.ones(len(dev.files), bool))]
             else:
-                extra = []
                 if args.with_training_set:   # both archives' frames in one table (image ids do not collide)
                     frames = spark.read.parquet(images)
-                    frames.unionByName(spark.read.parquet(train_images).select(*frames.columns)) \
+                    frames.unionByName(spark.read.parquet(images_for_training).select(*frames.columns)) \
                         .write.mode("overwrite").parquet(f"{images}-with-training-set")
                     images_for_training = f"{images}-with-training-set"
-                    with open(TRAIN / "labels.csv", newline="", encoding="utf-8") as f:
-                        extra = [{k: r.get(k, "") for k in label_rows[0]} for r in csv.DictReader(f)]
-                else:
-                    images_for_training = images
-                plans = [(write_labels([r for r, f in zip(label_rows, frame_fold) if f != k] + extra,
-                                       Path(tmp) / f"fold{k}.csv"), images_for_training, frame_fold == k)
-                         for k in range(folds)]
+                plans = [([r for r, f in zip(label_rows, frame_fold) if f != k] + train_rows, images_for_training,
+                          frame_fold == k) for k in range(folds)]
             oof = np.full_like(shipped, np.nan)
             fold_facts = []
-            for k, (labels, training_images, held_out) in enumerate(plans):
+            for k, (training_rows, training_images, held_out) in enumerate(plans):
                 seconds = time.monotonic()
+                labels = write_labels(training_rows, Path(tmp) / f"fold{k}.csv")
                 train_on_tagged(spark, config, directory, training_images, labels, synthetic_mix, name=f"fold{k}")
                 rows = dev_scores(spark, config.paths.model_dir(f"fold{k}"), images,
                                   f"{config.paths.url('predictions')}/fold{k}")
                 oof[held_out] = score_matrix(rows, dev.image_ids, columns)[held_out]
                 fold_facts.append({"fold": k, "groups": ["datasets/real_dev"] if args.by == "set" else
                                    sorted(g for g, f in fold_of.items() if f == k), "frames": int(held_out.sum()),
-                                   "training_frames": tagged_rows(labels), "seconds": round(time.monotonic() - seconds, 1)})
+                                   "training_frames": len(training_rows),
+                                   "seconds": round(time.monotonic() - seconds, 1)})
                 print(json.dumps(fold_facts[-1]), flush=True)
             last = f"fold{len(plans) - 1}"
             evaluation = predict(spark, config.paths.model_dir(last), synthetic_test,
@@ -185,12 +180,12 @@ def main(argv: list[str] | None = None):
                     "set": "real_frames_tagged_train_set"}[args.by]
                    + ("_with_training_set" if args.with_training_set and args.by != "set" else ""),
            "model_id": manifest["model_id"],
-           "method": "each member of the shipped ensemble fine-tuned on the tagged frames of the other folds mixed with "
-                     "generated images (adapt --method tagged), the held-out fold scored by their mean",
-           "folds": fold_facts, "with_training_set": args.with_training_set or args.by == "set", "grouped_by": {"source": "source repository (datasets/real_dev/frames.csv source_repo)",
-                                                 "frame": "file (frames dealt out one by one)",
-                                                 "set": "trained on datasets/real_train, every development frame "
-                                                        "held out"}[args.by],
+           "method": "each member of the shipped ensemble fine-tuned on the tagged frames of the other folds "
+                     "mixed with generated images (adapt --method tagged), the held-out fold scored by their mean",
+           "folds": fold_facts, "with_training_set": args.with_training_set or args.by == "set",
+           "grouped_by": {"source": "source repository (datasets/real_dev/frames.csv source_repo)",
+                          "frame": "file (frames dealt out one by one)",
+                          "set": "trained on datasets/real_train, every development frame held out"}[args.by],
            "mix": {"generated_images": N_MIX, "seed": SEED_MIX, "target_share": config.adapt.target_share,
                    "epochs": config.adapt.epochs, "learning_rate": config.adapt.learning_rate,
                    "target_repeats_last_fold": adaptation["target_repeats"]},

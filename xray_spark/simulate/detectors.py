@@ -2,9 +2,10 @@
 
 The area detectors of the paper's beamlines and of today's archives, taken from pyFAI's definitions
 where pyFAI has them (``pyFAI.detector_factory``: Pilatus and Eiger frames with their real module
-gaps from ``calc_mask()``, the Perkin flat panel, the mar345 image plate's round field; the MarCCD 165 as pyFAI's ``MAR165``, a circular active area inside a square
-frame). The Photonic Science CCD of the paper's WAXS station has no pyFAI definition; it is a
-gapless square frame defined here from its size (``PHOTONICS_CCD``).
+gaps from ``calc_mask()``, the Perkin flat panel, the mar345 image plate's round field; the MarCCD
+165 as pyFAI's ``MAR165``, a circular active area inside a square frame). The Photonic Science
+CCD of the paper's WAXS station has no pyFAI definition; it is a gapless square frame defined
+here from its size (``PHOTONICS_CCD``).
 
 Images are rendered on a coarser square grid than the detector (``render_size``): each rendered
 pixel stands for a rectangle of raw pixels, and its bad-pixel mask is the area fraction of gap
@@ -40,11 +41,14 @@ class DetectorModel:
     dark_offset: float        # counts per raw pixel (CCDs)
 
 
+# Pilatus and Eiger: photon counting on 20-bit counters, no read noise or dark offset
+PIXEL_ARRAY = dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0)
+
 DETECTORS = {
-    "Pilatus1M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
-    "Pilatus300k": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
-    "Pilatus2M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
-    "Eiger1M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Pilatus1M": PIXEL_ARRAY,
+    "Pilatus300k": PIXEL_ARRAY,
+    "Pilatus2M": PIXEL_ARRAY,
+    "Eiger1M": PIXEL_ARRAY,
     "Photonics CCD": dict(tag="Photonics CCD", counter_limit=2**16 - 1, photon_counting=False,
                           read_noise=6.0, dark_offset=10.0),
     "MarCCD": dict(tag="MarCCD", counter_limit=2**16 - 1, photon_counting=False,
@@ -52,11 +56,11 @@ DETECTORS = {
     # what real archives hold beyond the paper's detectors: strips and wide modules (stretched to
     # the stored square, their rings are ellipses), large pixel arrays, an a-Si flat panel on its
     # dark offset of about a thousand counts, an image plate with a round field that is no MarCCD
-    "Pilatus100k": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
-    "Pilatus300kw": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
-    "Pilatus6M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
-    "Eiger4M": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
-    "Eiger2_1M-W": dict(tag=None, counter_limit=2**20 - 1, photon_counting=True, read_noise=0.0, dark_offset=0.0),
+    "Pilatus100k": PIXEL_ARRAY,
+    "Pilatus300kw": PIXEL_ARRAY,
+    "Pilatus6M": PIXEL_ARRAY,
+    "Eiger4M": PIXEL_ARRAY,
+    "Eiger2_1M-W": PIXEL_ARRAY,
     "Perkin": dict(tag=None, counter_limit=2**16 - 1, photon_counting=False, read_noise=10.0, dark_offset=1000.0),
     "Mar345": dict(tag=None, counter_limit=2**16 - 1, photon_counting=False, read_noise=2.0, dark_offset=0.0),
 }
