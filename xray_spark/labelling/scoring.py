@@ -4,7 +4,7 @@ The model (CNN or bag of features, see ``xray_spark.modeldir``) is loaded once p
 Python worker (Spark reuses workers between tasks, and ``_scorer`` caches the loaded model), then
 scores the Arrow batches of its partitions (``mapInArrow``): the driver never sees an image.
 Every row of the input gets one row in the `predictions` table (``schema.PREDICTIONS``): per-tag
-scores, the tags at or above the model's per-tag thresholds (chosen on validation when the model
+scores (a real file that states its detector gives the detector tags: ``detector_tags``), the tags at or above the model's per-tag thresholds (chosen on validation when the model
 was trained), the true labels when the image is labelled, or the reason it could not be scored.
 The table is written with ``tables.write_table``: a rerun replaces it, never appends.
 
@@ -23,12 +23,13 @@ import pyarrow as pa
 from xray_spark import metrics, modeldir, schema
 from xray_spark import tags as tagmod
 from xray_spark.io import tables
+from xray_spark.labelling import detector_tags
 from xray_spark.spark import stage
 from xray_spark.worker import freeze_imports
 
 log = logging.getLogger(__name__)
 
-INPUT_COLUMNS = ["image_id", "run_id", "height", "width", "image", "mask", "tags", "labelled"]
+INPUT_COLUMNS = ["image_id", "run_id", "height", "width", "image", "mask", "tags", "labelled", "detector", "provenance"]
 
 
 @functools.lru_cache(maxsize=2)
@@ -69,12 +70,16 @@ def predictions_of(rows: dict, scorer, scores: list, errors: list | None = None)
     ``scorer`` are known (None for a row that has no valid image): tags at or above the thresholds,
     true labels, the reason a row was not scored. The stream passes the scores of its embedding's
     forward pass here, so a frame goes through the network once. ``errors``: each row's
-    ``_row_error``, when the caller has them."""
+    ``_row_error``, when the caller has them. The detector tags of a real file that states its
+    detector are the file's (``detector_tags``), not the network's."""
     n = len(rows["image_id"])
     index = [tagmod.names().index(t) for t in scorer.tags]
     if errors is None:
         errors = [_row_error(*r) for r in zip(rows["image"], rows["mask"], rows["height"], rows["width"])]
-    scores = [None if e is not None or s is None else np.asarray(s, np.float32) for s, e in zip(scores, errors)]
+    scores = [None if e is not None or s is None else
+              detector_tags.with_stated_detector(np.asarray(s, np.float32), scorer.tags,
+                                                 detector_tags.stated_detector(p, d))
+              for s, e, p, d in zip(scores, errors, rows["provenance"], rows["detector"])]
     predicted = [None if s is None else modeldir.predicted_tags(s[None, :], scorer.thresholds, scorer.tags)[0]
                  for s in scores]
     labels = [np.asarray(t, np.int8)[index] if lab else None for t, lab in zip(rows["tags"], rows["labelled"])]
