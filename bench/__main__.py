@@ -1,6 +1,8 @@
 """Run the benchmarks: every ``bench/bench_*.py`` module's ``main()``, or the one named first (its
-options follow it: ``python -m bench stream --sustained``); ``-h`` lists them."""
+arguments follow it: ``python -m bench stream --sustained``, ``python -m bench real MODEL_DIR``);
+``-h`` lists them."""
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -15,4 +17,13 @@ if named and named[0] not in available:
     sys.exit(f"python -m bench: no benchmark {named[0]!r}; available: {', '.join(available)}")
 for name in named or available:
     print(f"== bench {name}", flush=True)
-    importlib.import_module(f"bench.bench_{name}").main()
+    main = importlib.import_module(f"bench.bench_{name}").main
+    given = sys.argv[2:] if named else []              # what follows the benchmark's name is its own
+    parameters = inspect.signature(main).parameters
+    if "argv" in parameters:                           # an argparse benchmark: options and values
+        main(given)
+    elif len(given) > len(parameters) or any(a.startswith("-") for a in given):
+        sys.exit(f"python -m bench {name}: takes {len(parameters)} positional argument(s) "
+                 f"({', '.join(parameters) or 'none'}), got {given}")
+    else:                                              # e.g. real MODEL_DIR, retrieval VAL_URL TEST_URL
+        main(*given)
