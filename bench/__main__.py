@@ -18,7 +18,7 @@ if named and named[0] not in available:
 for name in named or available:
     print(f"== bench {name}", flush=True)
     main = importlib.import_module(f"bench.bench_{name}").main
-    given = sys.argv[2:] if named else []              # what follows the benchmark's name is its own
+    given = sys.argv[sys.argv.index(name) + 1:] if named else []     # what follows its name is its own
     parameters = inspect.signature(main).parameters
     if "argv" in parameters:                           # an argparse benchmark: options and values
         main(given)

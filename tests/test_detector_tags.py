@@ -9,6 +9,8 @@ from marccd_files import write_marccd
 from test_real_frames import CEO2, GEOMETRY, GISAXS, ROOT, archive_rows
 
 from xray_spark import modeldir
+from xray_spark.config import load_config
+from xray_spark.explore.embeddings import EmbeddingSettings, PenultimateLayer, embed_rows
 from xray_spark.labelling.detector_tags import (
     MARCCD,
     OTHER,
@@ -35,7 +37,7 @@ from xray_spark.paths import SHIPPED_MODELS
     ("EdfImage", "0", None),                       # nor does a junk name
 ])
 def test_a_file_states_its_detector_by_its_reader_or_the_name_in_its_header(reader, detector, kind):
-    assert stated_detector({"reader": reader, "path": "x"}, detector) == kind
+    assert stated_detector(json.dumps({"reader": reader, "path": "x"}), detector) == kind
 
 
 def test_a_generated_image_states_no_detector_whatever_its_detector_column_says():
@@ -75,6 +77,11 @@ def test_predict_takes_the_detector_tags_a_real_file_states(tmp_path):
     others = [j for j in range(len(scorer.tags)) if j not in (marccd, photonics)]
     np.testing.assert_allclose(scores[:, others], network[:, others], atol=1e-6)
     assert "MarCCD" in found["tag_names"][2] and "Photonics CCD" not in found["tag_names"][0]
+    # the embeddings (clusters, similar, the stream's labels) carry the same scores and tags
+    embedded = embed_rows(batch.to_pydict(), PenultimateLayer(SHIPPED_MODELS / "cnn-top17"),
+                          EmbeddingSettings.from_config(load_config(None, []))).to_pydict()
+    np.testing.assert_allclose(np.stack(embedded["scores"]), scores, atol=1e-5)
+    assert embedded["tag_names"] == found["tag_names"]
 
 
 def _stacked(rows):

@@ -6,7 +6,8 @@ Per image, on the executors (``embed_batches``, a ``mapInArrow`` function over r
 
 - ``cnn``: the activations of the CNN's penultimate layer (``fc7`` of ``cnn.model``: what the
   network knows about the image just before it names tags), with the model's tag scores (the
-  sigmoid outputs; a part of the embedding too) and predicted tags from the same forward pass;
+  sigmoid outputs; a part of the embedding too) and predicted tags from the same forward pass (the
+  detector tags of a real file that states its detector are the file's, as `predict` labels them);
 - ``profile`` and ``anisotropy``: the physics descriptors of ``explore.profiles`` (I(q) and its
   spread over azimuth on a fixed log-q grid, pyFAI), or their image-space equivalents;
 - ``embedding``: the four parts (penultimate layer, profile, anisotropy, tag scores), each scaled
@@ -39,6 +40,7 @@ from xray_spark.ensemble import mean_scores, member_dirs
 from xray_spark.explore.profiles import ProfileGrid, describe
 from xray_spark.io import partitions as parts
 from xray_spark.io import tables
+from xray_spark.labelling import detector_tags
 from xray_spark.spark import stage
 from xray_spark.worker import freeze_imports
 
@@ -158,6 +160,8 @@ def embed_rows(rows: dict, network: PenultimateLayer, settings: EmbeddingSetting
         images = schema.decode_images([rows["image"][i] for i in members], h, w)
         masks = schema.decode_masks([rows["mask"][i] for i in members], h, w)
         hidden, scores = network(images)
+        scores = np.stack([detector_tags.with_stated_detector(scores[j], network.tags, detector_tags.stated_detector(
+            rows["provenance"][i], rows["detector"][i])) for j, i in enumerate(members)])    # as `predict` labels
         physics = [describe(images[j], masks[j], {c: rows[c][i] for c in geom.COLUMNS}, settings.grid,
                             full_scale_counts=settings.full_scale_counts, letterbox=settings.letterbox)
                    for j, i in enumerate(members)]

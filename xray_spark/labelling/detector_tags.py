@@ -57,11 +57,10 @@ def named_detector(name: str | None) -> str | None:
     return OTHER if key.startswith(PIXEL_ARRAY_FAMILIES) else None
 
 
-def stated_detector(provenance: str | dict, detector: str | None) -> str | None:
-    """The detector kind a real file states by its reader or its detector name; None for a
-    generated image (no reader in its provenance) or a file that does not say."""
-    facts = json.loads(provenance) if isinstance(provenance, str) else provenance
-    reader = facts.get("reader")
+def stated_detector(provenance: str, detector: str | None) -> str | None:
+    """The detector kind a real file states by its reader or its detector name (``provenance``: the
+    `images` row's JSON); None for a generated image (no reader) or a file that does not say."""
+    reader = json.loads(provenance).get("reader")
     if reader is None:
         return None
     return READER_DETECTOR.get(reader) or named_detector(detector)

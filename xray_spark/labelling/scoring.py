@@ -4,8 +4,9 @@ The model (CNN or bag of features, see ``xray_spark.modeldir``) is loaded once p
 Python worker (Spark reuses workers between tasks, and ``_scorer`` caches the loaded model), then
 scores the Arrow batches of its partitions (``mapInArrow``): the driver never sees an image.
 Every row of the input gets one row in the `predictions` table (``schema.PREDICTIONS``): per-tag
-scores (a real file that states its detector gives the detector tags: ``detector_tags``), the tags at or above the model's per-tag thresholds (chosen on validation when the model
-was trained), the true labels when the image is labelled, or the reason it could not be scored.
+scores (a real file that states its detector gives the detector tags: ``detector_tags``), the tags
+at or above the model's per-tag thresholds (chosen on validation when the model was trained), the
+true labels when the image is labelled, or the reason it could not be scored.
 The table is written with ``tables.write_table``: a rerun replaces it, never appends.
 
 When the scored images are labelled, the job also prints AP per tag and mAP
