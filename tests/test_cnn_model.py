@@ -83,7 +83,35 @@ def test_pedestal_is_taken_off_in_counts_before_the_network():
         layer.name for layer in build_model(off, 3).layers]
 
 
-@pytest.mark.parametrize("settings", [[], ["cnn.contrast_only=true", "cnn.pedestal_percentile=0", "cnn.input_size=64"]])
+def test_gap_fill_closes_module_gaps_and_keeps_wide_masked_areas():
+    """cnn.gap_fill: a bad pixel with valid ones in its window takes their mean; a gap of 2 pixels
+    across the frame vanishes, a wide masked block keeps its interior, valid pixels are untouched;
+    the filled frame is what the pedestal step and the network see; 0 (the default) leaves it out."""
+    from xray_spark.cnn.model import fill_gaps
+
+    image = np.full((40, 40), 0.5, np.float32)
+    image[:, 20:] = 0.7                                  # two levels: the fill takes the local mean
+    image[10:12, :] = 0.0                               # a module gap, 2 pixels wide, across the frame
+    image[25:40, 0:15] = 0.0                            # a missing module
+    out = fill_gaps(image[None, ..., None], 5).numpy()[0, ..., 0]
+    valid = image > 0
+    np.testing.assert_array_equal(out[valid], image[valid])
+    np.testing.assert_allclose(out[10:12, 2:15], 0.5, atol=1e-6)
+    np.testing.assert_allclose(out[10:12, 25:38], 0.7, atol=1e-6)
+    assert np.all(out[10:12, 18:22] > 0.5) and np.all(out[10:12, 18:22] < 0.7)
+    assert np.all(out[27:, :13] == 0) and np.all(out[25:27, :13] > 0) and np.all(out[27:, 13:15] > 0)    # the block loses a 2-pixel rim
+    arch = architecture(load_config(None, ["cnn.gap_fill=5"]))
+    model = build_model(arch, 3)
+    assert arch.gap_fill == 5 and model.get_layer("gap_fill").input is model.input
+    assert model.get_layer("resize").input is model.get_layer("gap_fill").output
+    assert model.get_layer("pedestal").input[0] is model.get_layer("gap_fill").output
+    assert "gap_fill" not in [layer.name for layer in build_model(architecture(load_config(None, [])), 3).layers]
+    with pytest.raises(Exception, match="cnn.gap_fill = 4: allowed values are 0, 3, 5"):
+        load_config(None, ["cnn.gap_fill=4"])
+
+
+@pytest.mark.parametrize("settings", [[], ["cnn.contrast_only=true", "cnn.pedestal_percentile=0", "cnn.input_size=64"],
+                                      ["cnn.gap_fill=9"]])
 def test_the_settings_of_a_recorded_architecture_rebuild_it(settings):
     """What fine-tuning (self-training) sets from a model's manifest gives that model's network again."""
     import dataclasses

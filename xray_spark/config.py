@@ -4,11 +4,10 @@ Load order: the dataclass defaults below, then the YAML file (``conf/local.yaml`
 or the file given with ``--conf``), then every ``--set section.key=value`` in order. String values
 in a file may name environment variables (``${SPARK_MASTER}``, ``${SPARK_MASTER:-local[*]}``).
 
-Every file carries ``version``. An older file is migrated one version at a time by the functions
-in ``MIGRATIONS`` before it is read, so a beamtime's configuration written today still loads
-years later; a newer one than this code knows fails with a clear message.
-
-An unknown key, a wrong type or a value out of range fails at start with the key, the value and what is allowed.
+Every file carries ``version``; an older file is migrated one version at a time by ``MIGRATIONS``,
+so a beamtime's configuration written today still loads years later; a newer one fails clearly.
+An unknown key, a wrong type or a value out of range fails at start with the key, the value and
+what is allowed.
 """
 from __future__ import annotations
 
@@ -116,6 +115,7 @@ class CnnConfig:
     augment_max_background: float = option(30.0, "flat background added to half the images, 1 .. this many counts (log-uniform)", min=0.0)
     augment_max_blocks: int = option(3, "up to this many masked rectangles per image (each drawn with p=0.3)", min=0)
     augment_rotate: bool = option(False, "also turn training images by quarter turns (frames are stored rotated)")
+    gap_fill: int = option(0, "input: masked pixels near valid ones filled over this window first (0: off)", choices=[0, 3, 5, 7, 9, 11, 13])
     contrast_only: bool = option(False, "input: only the image at its own contrast, not also at the fixed log scale")
     pedestal_percentile: float = option(1.0, "input: a frame's floor (this percentile of its counts, less 3x its noise) taken off first (0: off)", min=0.0, max=50.0)
 

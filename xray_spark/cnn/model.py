@@ -42,6 +42,7 @@ class Architecture:
     batch_norm: bool
     contrast_channel: bool = False
     contrast_only: bool = False          # the image at its own contrast alone, without the fixed log scale
+    gap_fill: int = 0                    # masked pixels near valid ones filled over this window first (0: off)
     pedestal_percentile: float = 0.0     # the floor read at this percentile of a frame's counts taken off first (0: off)
     full_scale_counts: float = 0.0       # the stored images' log scale, to go back to counts (pedestal only)
 
@@ -62,6 +63,8 @@ def architecture(config) -> Architecture:
     overrides = {k: getattr(cnn, k) for k in ("input_size", "width", "dense_units") if getattr(cnn, k) is not None}
     if cnn.contrast_only:
         overrides.update(contrast_channel=True, contrast_only=True)
+    if cnn.gap_fill:
+        overrides.update(gap_fill=cnn.gap_fill)
     if cnn.pedestal_percentile:
         overrides.update(pedestal_percentile=cnn.pedestal_percentile,
                          full_scale_counts=config.preprocess.full_scale_counts)
@@ -72,7 +75,7 @@ def settings_of(recorded: dict) -> dict:
     """The ``cnn.*`` settings for which ``architecture`` gives this recorded architecture (a model
     manifest's ``architecture``): what fine-tuning a model sets so that its network is rebuilt as it was."""
     return {"input_size": recorded["input_size"], "width": recorded["width"], "dense_units": recorded["dense_units"],
-            "contrast_only": recorded.get("contrast_only", False),
+            "contrast_only": recorded.get("contrast_only", False), "gap_fill": recorded.get("gap_fill", 0),
             "pedestal_percentile": recorded.get("pedestal_percentile", 0.0)}
 
 
@@ -122,6 +125,26 @@ def pedestal_stride(pixels):
     return tf.maximum(1, tf.cast(tf.math.floor(tf.sqrt(tf.cast(pixels, tf.float32) / PEDESTAL_SAMPLE)), tf.int32))
 
 
+def fill_gaps(images, window: int):
+    """Each bad pixel (exactly 0) with a valid pixel in its ``window`` x ``window`` neighbourhood
+    takes the mean of those valid pixels (normalised convolution); valid pixels are unchanged.
+
+    A detector's module gaps are masked lines a few stored pixels wide that cross the whole frame:
+    the network reads them as rods and edges (the real false positives of Linear beamstop were
+    frames crossed by Pilatus gaps, docs/cnn.md). Filled from both sides they disappear, while a
+    wide masked area (a missing module, a beamstop, a CCD's round field) loses only its rim of
+    ``window // 2`` pixels.
+    """
+    import tensorflow as tf
+
+    dtype, images = images.dtype, tf.cast(images, tf.float32)
+    valid = tf.cast(images > 0, tf.float32)
+    total = tf.nn.avg_pool2d(images * valid, window, 1, "SAME")
+    share = tf.nn.avg_pool2d(valid, window, 1, "SAME")
+    filled = tf.where(share > 0, total / tf.maximum(share, 1e-6), 0.0)
+    return tf.cast(tf.where(valid > 0, images, filled), dtype)
+
+
 def image_contrast(images):
     """Each image standardised over its valid (non-zero) pixels: (x - mean) / std, bad pixels 0.
 
@@ -149,10 +172,13 @@ def build_model(arch: Architecture, n_tags: int):
 
     layers = keras.layers
     inputs = keras.Input((None, None, 1), name="image")
-    x = layers.Resizing(arch.input_size, arch.input_size, interpolation="area", name="resize")(inputs)
+    stored = inputs
+    if arch.gap_fill:
+        stored = layers.Lambda(fill_gaps, name="gap_fill", arguments={"window": arch.gap_fill})(inputs)
+    x = layers.Resizing(arch.input_size, arch.input_size, interpolation="area", name="resize")(stored)
     if arch.pedestal_percentile:
         x = layers.Lambda(remove_pedestal, name="pedestal", arguments={
-            "percentile": arch.pedestal_percentile, "full_scale_counts": arch.full_scale_counts})([inputs, x])
+            "percentile": arch.pedestal_percentile, "full_scale_counts": arch.full_scale_counts})([stored, x])
     if arch.contrast_channel:
         contrast = layers.Lambda(image_contrast, name="contrast")(x)
         x = contrast if arch.contrast_only else layers.Concatenate(name="with_contrast")([x, contrast])
