@@ -106,7 +106,9 @@ def test_gap_fill_closes_module_gaps_and_keeps_wide_masked_areas():
     assert model.get_layer("resize").input is model.get_layer("gap_fill").output
     assert model.get_layer("pedestal").input[0] is model.get_layer("gap_fill").output
     assert "gap_fill" not in [layer.name for layer in build_model(architecture(load_config(None, [])), 3).layers]
-    with pytest.raises(Exception, match="cnn.gap_fill = 4: allowed values are 0, 3, 5"):
+    from xray_spark.config import ConfigError
+
+    with pytest.raises(ConfigError, match="cnn.gap_fill = 4: allowed values are 0, 3, 5"):
         load_config(None, ["cnn.gap_fill=4"])
 
 

@@ -5,9 +5,9 @@ or the file given with ``--conf``), then every ``--set section.key=value`` in or
 in a file may name environment variables (``${SPARK_MASTER}``, ``${SPARK_MASTER:-local[*]}``).
 
 Every file carries ``version``; an older file is migrated one version at a time by ``MIGRATIONS``,
-so a beamtime's configuration written today still loads years later; a newer one fails clearly.
-An unknown key, a wrong type or a value out of range fails at start with the key, the value and
-what is allowed.
+so a beamtime's configuration written today still loads years later; a file newer than this code
+fails clearly. An unknown key, a wrong type or a value out of range fails at start with the key,
+the value and what is allowed.
 """
 from __future__ import annotations
 
